@@ -1,0 +1,111 @@
+//! A hostile decoder for the sandbox tests. The first byte of each frame says what to do:
+//!
+//! - `L`: loop forever (the host's time bound must stop it);
+//! - `M`: allocate memory until something gives (the host's memory cap must stop it);
+//! - `P`: panic (the host must report the panic message);
+//! - `S` + u32 little-endian: spin that many rounds, then answer (a slow but honest call);
+//! - `E`: return no results at all (a malformed result: the count does not match);
+//! - `C` + 12-byte IV + 12-byte tag + ciphertext: AES-GCM decrypt through the host's crypto
+//!   interface with the key of meter `hostile`, role DLMS unicast; the plaintext comes back as
+//!   the text attribute `0-0:96.13.0*255` (the key itself never enters the plugin);
+//! - anything else: answer honestly with one reading, `1-0:1.8.0` = frame length in Wh.
+
+#![allow(clippy::panic)]
+
+use ami_plugin_sdk::crypto::{self, CryptoError, KeyRef, KeyRole, StoredKey};
+use ami_plugin_sdk::decoder::exports::ami::plugin::decode::{DecodeError, Decoded, Frame, Guest};
+use ami_plugin_sdk::domain::{Obis, Quality, Quantity, Reading, Unit};
+
+struct Hostile;
+
+fn honest(f: &Frame) -> Decoded {
+    ami_plugin_sdk::convert::decoded(ami_plugin_sdk::domain::Decoded {
+        meter: Some("hostile".into()),
+        readings: vec![Reading {
+            register: Obis::new(1, 0, 1, 8, 0, 255),
+            value: Quantity::new(f.data.len() as i64, 0),
+            unit: Unit::WattHour,
+            ts_ms: f.received_at,
+            quality: Quality::TIME_FROM_RECEIVER,
+        }],
+        ..Default::default()
+    })
+}
+
+fn decrypt(f: &Frame) -> Result<Decoded, DecodeError> {
+    let body = f.data.get(1..).unwrap_or_default();
+    if body.len() < 24 {
+        return Err(DecodeError::Truncated(format!(
+            "{} bytes, need IV and tag",
+            body.len()
+        )));
+    }
+    let (iv, rest) = body.split_at(12);
+    let (tag, ciphertext) = rest.split_at(12);
+    let key = KeyRef::Stored(StoredKey {
+        meter: "hostile".into(),
+        role: KeyRole::DlmsUnicast,
+    });
+    match crypto::aes_gcm_decrypt(&key, iv, &[], ciphertext, tag) {
+        Ok(plain) => Ok(ami_plugin_sdk::convert::decoded(
+            ami_plugin_sdk::domain::Decoded {
+                meter: Some("hostile".into()),
+                attributes: vec![(
+                    Obis::new(0, 0, 96, 13, 0, 255),
+                    String::from_utf8_lossy(&plain).into_owned(),
+                )],
+                ..Default::default()
+            },
+        )),
+        Err(CryptoError::AuthenticationFailed) => Err(DecodeError::Authentication(
+            "gcm tag does not verify".into(),
+        )),
+        Err(CryptoError::NoKey(k)) => {
+            Err(DecodeError::MissingKey(format!("no key for {}", k.meter)))
+        }
+        Err(e) => Err(DecodeError::Malformed(format!("{e:?}"))),
+    }
+}
+
+impl Guest for Hostile {
+    fn decode(frames: Vec<Frame>) -> Vec<Result<Decoded, DecodeError>> {
+        let mut out = Vec::with_capacity(frames.len());
+        for f in &frames {
+            match f.data.first() {
+                Some(b'L') => {
+                    let mut x = 0u64;
+                    loop {
+                        x = std::hint::black_box(x.wrapping_add(1));
+                    }
+                }
+                Some(b'M') => {
+                    let mut hoard: Vec<Vec<u8>> = Vec::new();
+                    loop {
+                        hoard.push(vec![0xA5; 1 << 20]);
+                        std::hint::black_box(&hoard);
+                    }
+                }
+                Some(b'P') => panic!("hostile decoder asked to panic"),
+                Some(b'S') => {
+                    let rounds = f
+                        .data
+                        .get(1..5)
+                        .and_then(|b| b.try_into().ok())
+                        .map(u32::from_le_bytes)
+                        .unwrap_or(0);
+                    let mut x = 0u64;
+                    for i in 0..rounds {
+                        x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(u64::from(i)));
+                    }
+                    out.push(Ok(honest(f)));
+                }
+                Some(b'E') => return Vec::new(),
+                Some(b'C') => out.push(decrypt(f)),
+                _ => out.push(Ok(honest(f))),
+            }
+        }
+        out
+    }
+}
+
+ami_plugin_sdk::decoder::export_decoder_world!(Hostile);

@@ -1,0 +1,121 @@
+//! DSMR P1 v5.0 telegrams, as a Dutch smart meter writes them on its P1 port (NEN-EN-IEC
+//! 62056-21 mode D framing, CRC-16/ARC over `/` to `!`).
+
+use ami_domain::time::{civil_from_days, days_from_civil};
+use std::fmt::Write;
+
+use crate::fleet::Meter;
+
+/// CRC-16/ARC (poly 0xA001 reflected, init 0), as DSMR 4+ uses.
+pub fn crc16(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in data {
+        crc ^= u16::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xA001
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    crc
+}
+
+fn last_sunday(year: i64, month: u32) -> i64 {
+    let last = days_from_civil(year, month + 1, 1) - 1;
+    // 1970-01-01 was a Thursday: Sunday is (days + 4) % 7 == 0.
+    last - (last + 4).rem_euclid(7)
+}
+
+/// A UTC time as DSMR writes it: local Dutch time `YYMMDDhhmmss` and `S` (CEST) or `W` (CET).
+pub fn timestamp(ts_ms: i64) -> String {
+    let secs = ts_ms.div_euclid(1000);
+    let (year, _, _) = civil_from_days(secs.div_euclid(86_400));
+    let start = last_sunday(year, 3) * 86_400 + 3600;
+    let end = last_sunday(year, 10) * 86_400 + 3600;
+    let summer = (start..end).contains(&secs);
+    let local = secs + if summer { 7200 } else { 3600 };
+    let (y, mo, d) = civil_from_days(local.div_euclid(86_400));
+    let rem = local.rem_euclid(86_400);
+    format!(
+        "{:02}{mo:02}{d:02}{:02}{:02}{:02}{}",
+        y.rem_euclid(100),
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        if summer { 'S' } else { 'W' }
+    )
+}
+
+fn kwh(wh: u64) -> String {
+    format!("{:06}.{:03}", wh / 1000, wh % 1000)
+}
+
+/// The meter's telegram at `ts_ms`.
+pub fn telegram(m: &Meter, ts_ms: i64) -> String {
+    let mut t = String::with_capacity(640);
+    let hex_id: String = m.id.bytes().map(|b| format!("{b:02X}")).collect();
+    let ts = timestamp(ts_ms);
+    // Writing into a String cannot fail.
+    let _ = write!(
+        t,
+        "/AMI5\\2SIM-P1\r\n\r\n1-3:0.2.8(50)\r\n0-0:1.0.0({ts})\r\n0-0:96.1.1({hex_id})\r\n\
+         1-0:1.8.1({}*kWh)\r\n1-0:1.8.2({}*kWh)\r\n1-0:2.8.1({}*kWh)\r\n1-0:2.8.2({}*kWh)\r\n\
+         0-0:96.14.0({:04})\r\n1-0:1.7.0({:02}.{:03}*kW)\r\n1-0:2.7.0({:02}.{:03}*kW)\r\n\
+         0-0:96.7.21(00003)\r\n0-0:96.7.9(00001)\r\n1-0:32.7.0({:03}.{}*V)\r\n1-0:31.7.0({:03}*A)\r\n\
+         0-0:96.3.10({})\r\n0-1:24.1.0(003)\r\n0-1:96.1.0({hex_id})\r\n0-1:24.2.1({ts})({:05}.{:03}*m3)\r\n!",
+        kwh(m.import_wh[0]),
+        kwh(m.import_wh[1]),
+        kwh(m.export_wh[0]),
+        kwh(m.export_wh[1]),
+        if m.import_wh[1] > m.import_wh[0] {
+            2
+        } else {
+            1
+        },
+        m.power_w.0 / 1000,
+        m.power_w.0 % 1000,
+        m.power_w.1 / 1000,
+        m.power_w.1 % 1000,
+        230 + (m.power_w.0 % 7),
+        m.power_w.0 % 10,
+        m.power_w.0 / 230,
+        u8::from(m.relay_closed),
+        m.gas_l / 1000,
+        m.gas_l % 1000,
+    );
+    let crc = crc16(t.as_bytes());
+    let _ = write!(t, "{crc:04X}\r\n");
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ami_domain::time::unix_ms;
+
+    #[test]
+    fn crc_matches_the_published_dsmr_check_value() {
+        // CRC-16/ARC check value over "123456789".
+        assert_eq!(crc16(b"123456789"), 0xBB3D);
+    }
+
+    #[test]
+    fn local_time_follows_dutch_dst() {
+        assert_eq!(timestamp(unix_ms(2017, 1, 2, 18, 20, 2)), "170102192002W");
+        assert_eq!(timestamp(unix_ms(2023, 7, 1, 10, 0, 0)), "230701120000S");
+        // DST starts 2023-03-26 01:00 UTC.
+        assert_eq!(timestamp(unix_ms(2023, 3, 26, 0, 59, 59)), "230326015959W");
+        assert_eq!(timestamp(unix_ms(2023, 3, 26, 1, 0, 0)), "230326030000S");
+    }
+
+    #[test]
+    fn telegram_ends_with_its_crc() {
+        let fleet = crate::Fleet::new(1);
+        let t = telegram(&fleet.meters[0], unix_ms(2023, 7, 1, 10, 0, 0));
+        let bang = t.find('!').unwrap_or(0);
+        let crc = u16::from_str_radix(&t[bang + 1..bang + 5], 16).unwrap_or(0);
+        assert_eq!(crc, crc16(&t.as_bytes()[..=bang]));
+    }
+}

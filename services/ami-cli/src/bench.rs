@@ -1,0 +1,150 @@
+//! `ami bench plugins`: the same decoder natively and as a sandboxed component, on the same
+//! frames, in one run; prints frames/s and the ratio.
+
+use ami_plugin_host::{InputFrame, MemoryKeyStore};
+use anyhow::{Context, Result, bail};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::native;
+use crate::paths::PathArgs;
+
+/// Benchmarks.
+#[derive(clap::Subcommand)]
+pub enum BenchCommand {
+    /// Decoders natively and as components (reused instance, batched calls).
+    Plugins {
+        /// Protocols to measure [default: every protocol with a native build and an installed component].
+        #[arg(long)]
+        protocol: Vec<String>,
+        /// Frames per batch (one call into the component).
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+        /// Seconds to run each measurement.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        /// Directory of the protocol vectors (frames to decode).
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/vectors"))]
+        vectors: PathBuf,
+    },
+}
+
+fn vectors_file(dir: &std::path::Path, protocol: &str) -> PathBuf {
+    let file = match protocol {
+        "dsmr" => "dsmr/dsmr.jsonl",
+        "iec62056-21" => "iec62056-21/iec62056-21.jsonl",
+        other => return dir.join(format!("{other}/{other}.jsonl")),
+    };
+    dir.join(file)
+}
+
+/// Runs `f` over and over for about `secs`; returns items per second.
+fn rate(secs: f64, items_per_round: usize, mut f: impl FnMut() -> usize) -> (f64, usize) {
+    // Warm up.
+    let mut sink = 0;
+    for _ in 0..3 {
+        sink += f();
+    }
+    let budget = Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    let mut rounds = 0usize;
+    while start.elapsed() < budget {
+        sink += f();
+        rounds += 1;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    ((rounds * items_per_round) as f64 / elapsed, sink)
+}
+
+/// Runs a benchmark.
+pub fn run(cmd: BenchCommand, paths: &PathArgs) -> Result<ExitCode> {
+    let BenchCommand::Plugins {
+        protocol,
+        batch,
+        seconds,
+        vectors,
+    } = cmd;
+    if batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let host = paths.host(Arc::new(MemoryKeyStore::new()))?;
+    let protocols: Vec<String> = if protocol.is_empty() {
+        host.plugins()
+            .iter()
+            .flat_map(|p| p.manifest().protocols.clone())
+            .filter(|p| native::decoder(p).is_some())
+            .collect()
+    } else {
+        protocol
+    };
+    if protocols.is_empty() {
+        bail!(
+            "no protocol with both a native decoder and an installed component (run `cargo xtask components`)"
+        );
+    }
+    println!(
+        "{:<12} {:>7} {:>14} {:>14} {:>7} {:>14} {:>12}",
+        "protocol", "frames", "native fr/s", "wasm fr/s", "ratio", "wasm b=1 fr/s", "readings/fr"
+    );
+    for p in protocols {
+        let native = native::decoder(&p).with_context(|| format!("no native decoder for {p}"))?;
+        let plugin = host
+            .decoder_for(&p)
+            .with_context(|| format!("no installed component for {p}"))?;
+        let all = ami_vectors::load(&vectors_file(&vectors, &p))?;
+        // The frames both builds decode: the bench measures decoding, not rejection.
+        let good: Vec<Vec<u8>> = all
+            .into_iter()
+            .map(|v| v.frame)
+            .filter(|f| native(f, 0).is_ok())
+            .collect();
+        if good.is_empty() {
+            bail!("no decodable {p} frames in the vectors");
+        }
+        let frames: Vec<&[u8]> = good.iter().cycle().take(batch).map(Vec::as_slice).collect();
+        let inputs: Vec<InputFrame<'_>> = frames
+            .iter()
+            .map(|f| InputFrame {
+                data: f,
+                received_at_ms: 0,
+                meter_hint: None,
+            })
+            .collect();
+        let readings: usize = frames
+            .iter()
+            .map(|f| native(f, 0).map(|d| d.readings.len()).unwrap_or(0))
+            .sum();
+        let (native_rate, _) = rate(seconds, frames.len(), || {
+            frames
+                .iter()
+                .map(|f| native(f, 0).map(|d| d.readings.len()).unwrap_or(0))
+                .sum()
+        });
+        let (wasm_rate, _) = rate(seconds, inputs.len(), || {
+            plugin
+                .decode(&inputs)
+                .map(|r| r.iter().flatten().map(|d| d.readings.len()).sum())
+                .unwrap_or(0)
+        });
+        let one = &inputs[..1];
+        let (single_rate, _) = rate(seconds / 2.0, 1, || {
+            plugin.decode(one).map(|r| r.len()).unwrap_or(0)
+        });
+        println!(
+            "{:<12} {:>7} {:>14.0} {:>14.0} {:>6.2}x {:>14.0} {:>12.1}",
+            p,
+            good.len(),
+            native_rate,
+            wasm_rate,
+            wasm_rate / native_rate,
+            single_rate,
+            readings as f64 / frames.len() as f64
+        );
+    }
+    println!(
+        "(wasm: one reused instance, {batch} frames per call, results converted to domain types; ratio = wasm / native)"
+    );
+    Ok(ExitCode::SUCCESS)
+}

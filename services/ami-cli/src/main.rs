@@ -1,0 +1,68 @@
+//! `ami`: one binary, a subcommand per role of the platform.
+//!
+//! Plugin tooling for vendors (`ami plugin new|build|sign|keygen|inspect|test|list`), frame
+//! decoding through the installed decoder components (`ami decode`), benchmarks
+//! (`ami bench plugins`) and the single-machine platform (`ami up`).
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod decode_cmd;
+mod native;
+mod output;
+mod paths;
+mod plugin_cmd;
+mod scaffold;
+mod up;
+
+/// ami: a WebAssembly-based, cloud-native Advanced Metering Infrastructure platform.
+#[derive(Parser)]
+#[command(name = "ami", version, about)]
+struct Cli {
+    #[command(flatten)]
+    paths: paths::PathArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write, build, sign, inspect and test plugins.
+    #[command(subcommand)]
+    Plugin(plugin_cmd::PluginCommand),
+    /// Decode one frame with the installed decoder for its protocol; prints JSON lines.
+    Decode(decode_cmd::DecodeArgs),
+    /// Benchmarks that print figures.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// Run the platform on one machine: simulated meters, decoders, readings.
+    Up(up::UpArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AMI_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ami: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<std::process::ExitCode> {
+    match cli.command {
+        Command::Plugin(c) => plugin_cmd::run(c, &cli.paths),
+        Command::Decode(a) => decode_cmd::run(a, &cli.paths),
+        Command::Bench(c) => bench::run(c, &cli.paths),
+        Command::Up(a) => up::run(a, &cli.paths),
+    }
+}

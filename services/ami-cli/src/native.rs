@@ -1,0 +1,15 @@
+//! The native builds of the decoders ami ships, for benchmarks against their components.
+
+use ami_domain::{DecodeError, Decoded};
+
+/// A native decoder function.
+pub type NativeDecoder = fn(&[u8], i64) -> Result<Decoded, DecodeError>;
+
+/// The native decoder of a protocol, if ami ships one.
+pub fn decoder(protocol: &str) -> Option<NativeDecoder> {
+    match protocol {
+        "dsmr" => Some(ami_dsmr::decode),
+        "iec62056-21" => Some(ami_iec62056_21::decode),
+        _ => None,
+    }
+}

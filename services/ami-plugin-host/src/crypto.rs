@@ -1,0 +1,349 @@
+//! The host side of `ami:plugin/crypto`: AES-GCM/GMAC, AES-CBC, AES-CTR, AES-CMAC and key
+//! derivation, run natively (RustCrypto, constant time) against keys the plugin only names.
+//!
+//! Keys come from the [`KeyStore`]; keys derived during a call live in the call's
+//! [`CryptoCtx`] and are wiped when the call ends.
+
+use aes::Aes128;
+use aes::cipher::{
+    BlockDecryptMut, BlockEncrypt, KeyInit, KeyIvInit, StreamCipher, block_padding::NoPadding,
+};
+use aes_gcm::aead::consts::{U12, U16};
+use aes_gcm::{AeadInPlace, AesGcm, Nonce, Tag};
+use cmac::{Cmac, Mac};
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+use crate::bindings::decoder::ami::plugin::crypto::{self as wit, CryptoError, Kdf, KeyRef};
+use crate::keystore::{Key, KeyRole, KeyStore};
+
+/// The most keys one call may derive (a bound on a plugin's use of host memory).
+pub const MAX_DERIVED_KEYS: usize = 64;
+/// The largest input one crypto call accepts (a frame is far smaller).
+pub const MAX_CRYPTO_INPUT: usize = 1 << 20;
+
+/// Per-call cryptographic state: the key store and the keys derived in this call.
+pub struct CryptoCtx {
+    keys: Arc<dyn KeyStore>,
+    derived: Vec<Key>,
+    /// How many operations the plugin asked for in this call (for metrics).
+    pub operations: u64,
+}
+
+impl CryptoCtx {
+    /// A context over a key store.
+    pub fn new(keys: Arc<dyn KeyStore>) -> Self {
+        Self {
+            keys,
+            derived: Vec::new(),
+            operations: 0,
+        }
+    }
+
+    /// Forgets the keys derived so far (called between calls).
+    pub fn reset(&mut self) {
+        self.derived.clear();
+    }
+
+    fn resolve(&mut self, key: &KeyRef) -> Result<Key, CryptoError> {
+        self.operations += 1;
+        match key {
+            KeyRef::Stored(stored) => self
+                .keys
+                .key(&stored.meter, role(stored.role))
+                .ok_or_else(|| CryptoError::NoKey(stored.clone())),
+            KeyRef::Derived(handle) => usize::try_from(*handle)
+                .ok()
+                .and_then(|i| self.derived.get(i))
+                .cloned()
+                .ok_or(CryptoError::UnknownHandle(*handle)),
+        }
+    }
+
+    /// AES-128-GCM verify-then-decrypt.
+    pub fn aes_gcm_decrypt(
+        &mut self,
+        key: &KeyRef,
+        iv: &[u8],
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        check_len(aad.len() + ciphertext.len())?;
+        if iv.len() != 12 {
+            return Err(invalid(format!(
+                "gcm iv must be 12 bytes, got {}",
+                iv.len()
+            )));
+        }
+        let k = self.resolve(key)?;
+        let mut buf = ciphertext.to_vec();
+        let nonce = Nonce::from_slice(iv);
+        let ok = match tag.len() {
+            12 => AesGcm::<Aes128, U12, U12>::new(k.as_ref().into()).decrypt_in_place_detached(
+                nonce,
+                aad,
+                &mut buf,
+                Tag::<U12>::from_slice(tag),
+            ),
+            16 => AesGcm::<Aes128, U12, U16>::new(k.as_ref().into()).decrypt_in_place_detached(
+                nonce,
+                aad,
+                &mut buf,
+                Tag::<U16>::from_slice(tag),
+            ),
+            n => return Err(invalid(format!("gcm tag must be 12 or 16 bytes, got {n}"))),
+        };
+        match ok {
+            Ok(()) => Ok(buf),
+            Err(_) => Err(CryptoError::AuthenticationFailed),
+        }
+    }
+
+    /// AES-128-GMAC verification (authentication only).
+    pub fn aes_gmac_verify(
+        &mut self,
+        key: &KeyRef,
+        iv: &[u8],
+        aad: &[u8],
+        tag: &[u8],
+    ) -> Result<(), CryptoError> {
+        self.aes_gcm_decrypt(key, iv, aad, &[], tag).map(|_| ())
+    }
+
+    /// AES-128-CBC decryption of whole blocks, no padding removed.
+    pub fn aes_cbc_decrypt(
+        &mut self,
+        key: &KeyRef,
+        iv: &[u8],
+        data: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        check_len(data.len())?;
+        if iv.len() != 16 {
+            return Err(invalid(format!(
+                "cbc iv must be 16 bytes, got {}",
+                iv.len()
+            )));
+        }
+        if data.len() % 16 != 0 {
+            return Err(invalid(format!(
+                "cbc data must be whole 16-byte blocks, got {} bytes",
+                data.len()
+            )));
+        }
+        let k = self.resolve(key)?;
+        let mut buf = data.to_vec();
+        cbc::Decryptor::<Aes128>::new(k.as_ref().into(), iv.into())
+            .decrypt_padded_mut::<NoPadding>(&mut buf)
+            .map_err(|_| invalid("cbc decryption failed on block alignment".into()))?;
+        Ok(buf)
+    }
+
+    /// AES-128-CTR keystream application.
+    pub fn aes_ctr_apply(
+        &mut self,
+        key: &KeyRef,
+        iv: &[u8],
+        data: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        check_len(data.len())?;
+        if iv.len() != 16 {
+            return Err(invalid(format!(
+                "ctr iv must be 16 bytes, got {}",
+                iv.len()
+            )));
+        }
+        let k = self.resolve(key)?;
+        let mut buf = data.to_vec();
+        ctr::Ctr128BE::<Aes128>::new(k.as_ref().into(), iv.into()).apply_keystream(&mut buf);
+        Ok(buf)
+    }
+
+    /// AES-CMAC verification of a (possibly truncated) MAC, in constant time.
+    pub fn aes_cmac_verify(
+        &mut self,
+        key: &KeyRef,
+        data: &[u8],
+        mac: &[u8],
+    ) -> Result<(), CryptoError> {
+        check_len(data.len())?;
+        if !(4..=16).contains(&mac.len()) {
+            return Err(invalid(format!(
+                "cmac length must be 4 to 16 bytes, got {}",
+                mac.len()
+            )));
+        }
+        let k = self.resolve(key)?;
+        let full = cmac(&k, data);
+        let prefix = full.get(..mac.len()).unwrap_or(&full);
+        if bool::from(prefix.ct_eq(mac)) {
+            Ok(())
+        } else {
+            Err(CryptoError::AuthenticationFailed)
+        }
+    }
+
+    /// Derives a key that stays in the host; returns its handle.
+    pub fn derive_key(&mut self, key: &KeyRef, kdf: Kdf, input: &[u8]) -> Result<u32, CryptoError> {
+        check_len(input.len())?;
+        if self.derived.len() >= MAX_DERIVED_KEYS {
+            return Err(invalid(format!(
+                "more than {MAX_DERIVED_KEYS} keys derived in one call"
+            )));
+        }
+        let k = self.resolve(key)?;
+        let derived: [u8; 16] = match kdf {
+            Kdf::OmsCmac => cmac(&k, input),
+            Kdf::AesEcb => {
+                let block: [u8; 16] = input.try_into().map_err(|_| {
+                    invalid(format!(
+                        "aes-ecb derivation takes one 16-byte block, got {}",
+                        input.len()
+                    ))
+                })?;
+                let mut b = block.into();
+                Aes128::new(k.as_ref().into()).encrypt_block(&mut b);
+                b.into()
+            }
+        };
+        self.derived.push(Key::new(derived));
+        u32::try_from(self.derived.len() - 1).map_err(|_| invalid("too many derived keys".into()))
+    }
+}
+
+fn cmac(key: &Key, data: &[u8]) -> [u8; 16] {
+    // A 16-byte key is always a valid AES-128 CMAC key.
+    let mut mac = <Cmac<Aes128> as KeyInit>::new(key.as_ref().into());
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+fn check_len(n: usize) -> Result<(), CryptoError> {
+    if n > MAX_CRYPTO_INPUT {
+        Err(invalid(format!(
+            "input of {n} bytes exceeds {MAX_CRYPTO_INPUT}"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+fn invalid(reason: String) -> CryptoError {
+    CryptoError::InvalidInput(reason)
+}
+
+/// Maps the WIT key role onto the key store's.
+pub fn role(r: wit::KeyRole) -> KeyRole {
+    match r {
+        wit::KeyRole::DlmsUnicast => KeyRole::DlmsUnicast,
+        wit::KeyRole::DlmsBroadcast => KeyRole::DlmsBroadcast,
+        wit::KeyRole::DlmsAuthentication => KeyRole::DlmsAuthentication,
+        wit::KeyRole::DlmsMaster => KeyRole::DlmsMaster,
+        wit::KeyRole::Mbus => KeyRole::Mbus,
+        wit::KeyRole::OsgpOmak => KeyRole::OsgpOmak,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::decoder::ami::plugin::crypto::StoredKey;
+    use crate::keystore::MemoryKeyStore;
+
+    fn ctx() -> CryptoCtx {
+        let store = MemoryKeyStore::new();
+        // Green Book security suite 0 example keys.
+        let ek: [u8; 16] = core::array::from_fn(|i| i as u8);
+        let ak: [u8; 16] = core::array::from_fn(|i| 0xD0 + i as u8);
+        store.insert("4d4d4d0000bc614e", KeyRole::DlmsUnicast, ek);
+        store.insert("4d4d4d0000bc614e", KeyRole::DlmsAuthentication, ak);
+        CryptoCtx::new(Arc::new(store))
+    }
+
+    fn stored(role: wit::KeyRole) -> KeyRef {
+        KeyRef::Stored(StoredKey {
+            meter: "4d4d4d0000bc614e".into(),
+            role,
+        })
+    }
+
+    #[test]
+    fn gcm_round_trip_and_tamper() {
+        let mut c = ctx();
+        let k = c
+            .resolve(&stored(wit::KeyRole::DlmsUnicast))
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let iv = [7u8; 12];
+        let mut buf = b"hello meter".to_vec();
+        let tag = AesGcm::<Aes128, U12, U12>::new(k.as_ref().into())
+            .encrypt_in_place_detached(Nonce::from_slice(&iv), b"aad", &mut buf)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let key = stored(wit::KeyRole::DlmsUnicast);
+        let plain = c.aes_gcm_decrypt(&key, &iv, b"aad", &buf, &tag);
+        assert_eq!(plain.as_deref(), Ok(&b"hello meter"[..]));
+        let mut bad = tag.to_vec();
+        bad[0] ^= 1;
+        assert_eq!(
+            c.aes_gcm_decrypt(&key, &iv, b"aad", &buf, &bad),
+            Err(CryptoError::AuthenticationFailed)
+        );
+        let wrong = stored(wit::KeyRole::DlmsAuthentication);
+        assert_eq!(
+            c.aes_gcm_decrypt(&wrong, &iv, b"aad", &buf, &tag),
+            Err(CryptoError::AuthenticationFailed)
+        );
+    }
+
+    #[test]
+    fn missing_key_and_bad_handles_are_typed() {
+        let mut c = ctx();
+        let none = KeyRef::Stored(StoredKey {
+            meter: "other".into(),
+            role: wit::KeyRole::Mbus,
+        });
+        assert!(matches!(
+            c.aes_ctr_apply(&none, &[0; 16], b"x"),
+            Err(CryptoError::NoKey(_))
+        ));
+        assert_eq!(
+            c.aes_ctr_apply(&KeyRef::Derived(3), &[0; 16], b"x"),
+            Err(CryptoError::UnknownHandle(3))
+        );
+        assert!(matches!(
+            c.aes_cbc_decrypt(&stored(wit::KeyRole::DlmsUnicast), &[0; 16], &[0; 15]),
+            Err(CryptoError::InvalidInput(_))
+        ));
+    }
+
+    #[test]
+    fn cmac_rfc4493_example_and_derivation() {
+        // RFC 4493 example 2: key 2b7e1516..., 16-byte message.
+        let store = MemoryKeyStore::new();
+        let key = hex::decode("2b7e151628aed2a6abf7158809cf4f3c").unwrap_or_default();
+        store.insert("m", KeyRole::Mbus, key.try_into().unwrap_or([0; 16]));
+        let mut c = CryptoCtx::new(Arc::new(store));
+        let k = KeyRef::Stored(StoredKey {
+            meter: "m".into(),
+            role: wit::KeyRole::Mbus,
+        });
+        let msg = hex::decode("6bc1bee22e409f96e93d7e117393172a").unwrap_or_default();
+        let mac = hex::decode("070a16b46b4d4144f79bdd9dd04a287c").unwrap_or_default();
+        assert_eq!(c.aes_cmac_verify(&k, &msg, &mac), Ok(()));
+        assert_eq!(c.aes_cmac_verify(&k, &msg, &mac[..8]), Ok(()));
+        assert_eq!(
+            c.aes_cmac_verify(&k, b"other", &mac),
+            Err(CryptoError::AuthenticationFailed)
+        );
+        // A derived key is usable by handle and never leaves the host.
+        let h = c.derive_key(&k, Kdf::OmsCmac, &msg).unwrap_or(u32::MAX);
+        assert_eq!(
+            c.aes_cmac_verify(&KeyRef::Derived(h), &msg, &mac),
+            Err(CryptoError::AuthenticationFailed)
+        );
+        c.reset();
+        assert_eq!(
+            c.aes_cmac_verify(&KeyRef::Derived(h), &msg, &mac),
+            Err(CryptoError::UnknownHandle(h))
+        );
+    }
+}

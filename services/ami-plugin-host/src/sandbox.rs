@@ -1,0 +1,173 @@
+//! What a plugin instance lives in: its store state, a WASI context that grants nothing, the
+//! crypto capability, and the linker that offers exactly that.
+
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::decoder::ami::plugin::crypto::{self as wit, CryptoError, Kdf, KeyRef};
+use crate::crypto::CryptoCtx;
+use crate::keystore::KeyStore;
+use crate::limits::MemoryCap;
+
+/// The most a plugin may print to stderr per instance (its panic message goes there).
+const STDERR_CAP: usize = 4096;
+
+/// The data of one plugin store.
+pub(crate) struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) cap: MemoryCap,
+    pub(crate) crypto: CryptoCtx,
+    pub(crate) stderr: MemoryOutputPipe,
+}
+
+/// A clock stopped at the epoch: plugins are pure functions and get no real time.
+struct StoppedClock;
+
+impl wasmtime_wasi::HostWallClock for StoppedClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for StoppedClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+impl State {
+    pub(crate) fn new(keys: Arc<dyn KeyStore>, memory_bytes: u64) -> Self {
+        let stderr = MemoryOutputPipe::new(STDERR_CAP);
+        let wasi = WasiCtx::builder()
+            .stderr(stderr.clone())
+            .wall_clock(StoppedClock)
+            .monotonic_clock(StoppedClock)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            cap: MemoryCap {
+                limit_bytes: memory_bytes,
+                hit: false,
+            },
+            crypto: CryptoCtx::new(keys),
+            stderr,
+        }
+    }
+
+    /// What the plugin printed to stderr, lossily decoded.
+    pub(crate) fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.contents()).into_owned()
+    }
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl wit::Host for State {
+    fn aes_gcm_decrypt(
+        &mut self,
+        key: KeyRef,
+        iv: Vec<u8>,
+        aad: Vec<u8>,
+        ciphertext: Vec<u8>,
+        tag: Vec<u8>,
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.crypto
+            .aes_gcm_decrypt(&key, &iv, &aad, &ciphertext, &tag)
+    }
+
+    fn aes_gmac_verify(
+        &mut self,
+        key: KeyRef,
+        iv: Vec<u8>,
+        aad: Vec<u8>,
+        tag: Vec<u8>,
+    ) -> Result<(), CryptoError> {
+        self.crypto.aes_gmac_verify(&key, &iv, &aad, &tag)
+    }
+
+    fn aes_cbc_decrypt(
+        &mut self,
+        key: KeyRef,
+        iv: Vec<u8>,
+        data: Vec<u8>,
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.crypto.aes_cbc_decrypt(&key, &iv, &data)
+    }
+
+    fn aes_ctr_apply(
+        &mut self,
+        key: KeyRef,
+        iv: Vec<u8>,
+        data: Vec<u8>,
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.crypto.aes_ctr_apply(&key, &iv, &data)
+    }
+
+    fn aes_cmac_verify(
+        &mut self,
+        key: KeyRef,
+        data: Vec<u8>,
+        mac: Vec<u8>,
+    ) -> Result<(), CryptoError> {
+        self.crypto.aes_cmac_verify(&key, &data, &mac)
+    }
+
+    fn derive_key(&mut self, key: KeyRef, kdf: Kdf, input: Vec<u8>) -> Result<u32, CryptoError> {
+        self.crypto.derive_key(&key, kdf, &input)
+    }
+}
+
+impl crate::bindings::decoder::ami::plugin::types::Host for State {}
+
+/// A fresh store with the limiter installed.
+pub(crate) fn new_store(
+    engine: &Engine,
+    keys: Arc<dyn KeyStore>,
+    memory_bytes: u64,
+) -> Store<State> {
+    let mut store = Store::new(engine, State::new(keys, memory_bytes));
+    store.limiter(|s| &mut s.cap);
+    store
+}
+
+/// Import prefixes a plugin may use. WASI is linked with every capability withheld (no files,
+/// no environment, no sockets, stopped clocks); sockets and HTTP are refused outright.
+pub(crate) const GRANTED_IMPORTS: &[&str] = &[
+    "ami:plugin/types@",
+    "ami:plugin/crypto@",
+    "wasi:cli/",
+    "wasi:io/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "wasi:filesystem/",
+];
+
+/// The linker offering WASI (capability-less) and the crypto interface.
+pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<State>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    crate::bindings::decoder::Decoder::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
+    Ok(linker)
+}

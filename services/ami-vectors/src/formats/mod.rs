@@ -1,0 +1,28 @@
+//! Per-protocol readers of the peers' `expected` shapes.
+
+pub mod canonical;
+pub mod dsmr;
+pub mod iec62056_21;
+
+use crate::{Expectations, Vector, VectorError};
+
+/// Turns a peer's `expected` into canonical expectations.
+pub trait PeerFormat: Sync {
+    /// The expectations of one vector.
+    fn expectations(&self, vector: &Vector) -> Result<Expectations, VectorError>;
+}
+
+/// The reader for a protocol's vectors, by the protocol name used in plugin manifests.
+pub fn for_protocol(protocol: &str) -> Option<&'static dyn PeerFormat> {
+    match protocol {
+        "dsmr" => Some(&dsmr::DsmrParser),
+        "iec62056-21" => Some(&iec62056_21::Iec6205621),
+        _ => None,
+    }
+}
+
+/// The reader for a protocol's vectors, or ami's [`canonical::Canonical`] format for protocols
+/// no peer publishes.
+pub fn for_protocol_or_canonical(protocol: &str) -> &'static dyn PeerFormat {
+    for_protocol(protocol).unwrap_or(&canonical::Canonical)
+}

@@ -1,0 +1,75 @@
+//! Installs and starts what the test suite needs, where it is missing.
+
+use anyhow::Result;
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::run;
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd} >/dev/null 2>&1")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn listening(port: u16) -> bool {
+    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(300)).is_ok()
+}
+
+fn sudo() -> Vec<&'static str> {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    if root { vec![] } else { vec!["sudo"] }
+}
+
+fn sh(line: &str) -> Result<()> {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", line]);
+    run(&mut cmd)
+}
+
+/// Installs the wasm target, nats-server and PostgreSQL where missing; starts them.
+pub fn run() -> Result<()> {
+    let targets = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()?;
+    if !String::from_utf8_lossy(&targets.stdout).contains("wasm32-wasip2") {
+        run(Command::new("rustup").args(["target", "add", "wasm32-wasip2"]))?;
+    }
+    let sudo = sudo().join(" ");
+    let mut missing = Vec::new();
+    if !have("nats-server") {
+        missing.push("nats-server");
+    }
+    if !have("pg_ctlcluster") {
+        missing.push("postgresql");
+    }
+    if !missing.is_empty() {
+        sh(&format!(
+            "{sudo} apt-get update -qq && {sudo} env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {}",
+            missing.join(" ")
+        ))?;
+    }
+    if !listening(4222) {
+        sh(&format!(
+            "{sudo} mkdir -p /var/lib/nats-server && {sudo} start-stop-daemon --start --oknodo --background \
+             --exec \"$(command -v nats-server)\" -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server"
+        ))?;
+    }
+    if !listening(5432) {
+        sh(&format!(
+            "for v in $(ls /etc/postgresql); do {sudo} pg_ctlcluster --skip-systemctl-redirect $v main start || true; done"
+        ))?;
+    }
+    for _ in 0..50 {
+        if listening(4222) && listening(5432) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    anyhow::bail!("nats-server (4222) or PostgreSQL (5432) did not come up on 127.0.0.1")
+}
