@@ -5,7 +5,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::run;
+use crate::run as run_cmd;
 
 fn have(cmd: &str) -> bool {
     Command::new("sh")
@@ -29,7 +29,7 @@ fn sudo() -> Vec<&'static str> {
 fn sh(line: &str) -> Result<()> {
     let mut cmd = Command::new("sh");
     cmd.args(["-c", line]);
-    run(&mut cmd)
+    run_cmd(&mut cmd)
 }
 
 /// Installs the wasm target, nats-server and PostgreSQL where missing; starts them.
@@ -38,7 +38,7 @@ pub fn run() -> Result<()> {
         .args(["target", "list", "--installed"])
         .output()?;
     if !String::from_utf8_lossy(&targets.stdout).contains("wasm32-wasip2") {
-        run(Command::new("rustup").args(["target", "add", "wasm32-wasip2"]))?;
+        run_cmd(Command::new("rustup").args(["target", "add", "wasm32-wasip2"]))?;
     }
     let sudo = sudo().join(" ");
     let mut missing = Vec::new();

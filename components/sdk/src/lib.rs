@@ -17,6 +17,7 @@ pub mod decoder {
     wit_bindgen::generate!({
         world: "decoder",
         path: "../../wit",
+        additional_derives: [PartialEq, Eq],
         pub_export_macro: true,
         export_macro_name: "export_decoder_world",
         default_bindings_module: "ami_plugin_sdk::decoder",
@@ -112,7 +113,7 @@ macro_rules! export_decoder {
 /// Exports a type implementing [`vee::exports::ami::plugin::validate::Guest`].
 #[macro_export]
 macro_rules! export_vee_rule {
-    ($t:ty) => {
+    ($t:ident) => {
         $crate::vee::export_vee_rule_world!($t);
     };
 }
@@ -120,7 +121,7 @@ macro_rules! export_vee_rule {
 /// Exports a type implementing [`tariff::exports::ami::plugin::rate::Guest`].
 #[macro_export]
 macro_rules! export_tariff {
-    ($t:ty) => {
+    ($t:ident) => {
         $crate::tariff::export_tariff_world!($t);
     };
 }

@@ -106,9 +106,18 @@ fn integration_packages_refused_with_reasons() {
     assert!(matches!(e, LoadError::Compile { .. }), "{e}");
 
     // A manifest for another WIT version.
+    // (signed by hand: `ami plugin sign` itself refuses a manifest for another version)
     let mut future = acme.clone();
     future.wit = "ami:plugin@9.0.0".into();
-    let futurepkg = write_package(&dir.path().join("future"), &future, &acme_wasm, Some(&key));
+    future.name = "future".into();
+    let futurepkg = write_package(&dir.path().join("future"), &acme, &acme_wasm, None);
+    future.sha256 = package::sha256_hex(&acme_wasm);
+    let sig = ed25519_dalek::Signer::sign(&key, &future.signed_bytes());
+    future.signature = Some(ami_plugin_host::manifest::Signature {
+        public_key: hex::encode(key.verifying_key().to_bytes()),
+        value: hex::encode(sig.to_bytes()),
+    });
+    package::write_manifest(&futurepkg, &future).unwrap();
     let e = refusal(host.load(&futurepkg));
     assert!(
         e.to_string().contains("this host loads ami:plugin@0.1.0"),
