@@ -51,22 +51,16 @@ pub fn quality(q: d::Quality) -> t::Quality {
     t::Quality::from_bits_truncate(q.0.try_into().unwrap_or(u8::MAX))
 }
 
-/// Domain event kind into WIT's.
-pub fn event_kind(k: d::EventKind) -> t::EventKind {
-    match k {
-        d::EventKind::PowerDown => t::EventKind::PowerDown,
-        d::EventKind::PowerUp => t::EventKind::PowerUp,
-        d::EventKind::LastGasp => t::EventKind::LastGasp,
-        d::EventKind::Tamper => t::EventKind::Tamper,
-        d::EventKind::CoverOpen => t::EventKind::CoverOpen,
-        d::EventKind::MagneticField => t::EventKind::MagneticField,
-        d::EventKind::RelayOpen => t::EventKind::RelayOpen,
-        d::EventKind::RelayClosed => t::EventKind::RelayClosed,
-        d::EventKind::ClockAdjusted => t::EventKind::ClockAdjusted,
-        d::EventKind::FirmwareActivated => t::EventKind::FirmwareActivated,
-        d::EventKind::Alarm => t::EventKind::Alarm,
-    }
+macro_rules! event_kind_map {
+    ($($v:ident),* $(,)?) => {
+        /// Domain event kind into WIT's.
+        pub fn event_kind(k: d::EventKind) -> t::EventKind {
+            match k { $(d::EventKind::$v => t::EventKind::$v,)* }
+        }
+    };
 }
+
+ami_domain::with_event_kind_variants!(event_kind_map);
 
 /// A decoded frame into the WIT record.
 pub fn decoded(x: d::Decoded) -> w::Decoded {

@@ -1,6 +1,6 @@
 //! `ami decode`: one frame through the installed decoder component for its protocol.
 
-use ami_plugin_host::{InputFrame, KeyRole, MemoryKeyStore};
+use ami_plugin_host::{InputFrame, MemoryKeyStore};
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,20 +67,13 @@ pub fn run(args: DecodeArgs, paths: &PathArgs) -> Result<ExitCode> {
     };
     // Keys given on the command line answer for any meter, for this one run.
     let keys = Arc::new(MemoryKeyStore::new());
-    if let Some(k) = &args.key {
-        let k = key16(k, "--key")?;
-        for role in [
-            KeyRole::DlmsUnicast,
-            KeyRole::DlmsBroadcast,
-            KeyRole::Mbus,
-            KeyRole::OsgpOmak,
-        ] {
-            keys.insert("*", role, k);
-        }
-    }
-    if let Some(k) = &args.auth_key {
-        keys.insert("*", KeyRole::DlmsAuthentication, key16(k, "--auth-key")?);
-    }
+    let encryption = args.key.as_deref().map(|k| key16(k, "--key")).transpose()?;
+    let authentication = args
+        .auth_key
+        .as_deref()
+        .map(|k| key16(k, "--auth-key"))
+        .transpose()?;
+    keys.set_any_meter(encryption, authentication);
     let host = paths.host(keys)?;
     let Some(decoder) = host.decoder_for(&args.protocol) else {
         let installed: Vec<String> = host

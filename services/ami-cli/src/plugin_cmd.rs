@@ -1,9 +1,7 @@
 //! `ami plugin`: the vendor's tools, from a new crate to a signed package that passes its vectors.
 
 use ami_plugin_host::package::{self, Package};
-use ami_plugin_host::{
-    Host, HostConfig, InputFrame, KeyRole, Manifest, MemoryKeyStore, Plugin, PluginKind,
-};
+use ami_plugin_host::{Host, HostConfig, InputFrame, Manifest, MemoryKeyStore, Plugin, PluginKind};
 use ami_vectors::{Outcome, check, for_protocol_or_canonical};
 use anyhow::{Context, Result, bail};
 use ed25519_dalek::SigningKey;
@@ -326,23 +324,8 @@ fn test(
     let (mut pass, mut fail, mut skip) = (0, 0, 0);
     for v in &vectors {
         keys.clear();
-        if let Some(k) = v.key.as_deref().and_then(|k| <[u8; 16]>::try_from(k).ok()) {
-            for role in [
-                KeyRole::DlmsUnicast,
-                KeyRole::DlmsBroadcast,
-                KeyRole::Mbus,
-                KeyRole::OsgpOmak,
-            ] {
-                keys.insert("*", role, k);
-            }
-        }
-        if let Some(k) = v
-            .auth_key
-            .as_deref()
-            .and_then(|k| <[u8; 16]>::try_from(k).ok())
-        {
-            keys.insert("*", KeyRole::DlmsAuthentication, k);
-        }
+        let key16 = |k: Option<&[u8]>| k.and_then(|k| <[u8; 16]>::try_from(k).ok());
+        keys.set_any_meter(key16(v.key.as_deref()), key16(v.auth_key.as_deref()));
         let expect = match format.expectations(v) {
             Ok(e) => e,
             Err(e) => {

@@ -220,20 +220,7 @@ fn integration_cli_decode_prints_canonical_json_lines() {
     let telegram = "/ISk5\\2MT382-1000\r\n\r\n1-3:0.2.8(50)\r\n0-0:1.0.0(170102192002W)\r\n\
                     0-0:96.1.1(4B384547303034303436333935353037)\r\n1-0:1.8.1(001581.123*kWh)\r\n\
                     1-0:1.7.0(00.193*kW)\r\n!";
-    let crc = {
-        let mut c: u16 = 0;
-        for &b in telegram.as_bytes() {
-            c ^= u16::from(b);
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    (c >> 1) ^ 0xA001
-                } else {
-                    c >> 1
-                };
-            }
-        }
-        c
-    };
+    let crc = ami_domain::checksum::crc16_arc(telegram.as_bytes());
     let file = work.path().join("t.txt");
     std::fs::write(&file, format!("{telegram}{crc:04X}\r\n")).unwrap();
     let out = ami(

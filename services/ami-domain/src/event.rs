@@ -46,6 +46,33 @@ impl EventKind {
     }
 }
 
+/// Calls `$callback! { PowerDown, PowerUp, ... }` with every [`EventKind`] variant name, so
+/// that the WIT bindings of host and SDK (whose `event-kind` enum uses the same names) can map
+/// kinds without restating the list.
+#[macro_export]
+macro_rules! with_event_kind_variants {
+    ($callback:ident) => {
+        $callback! { PowerDown, PowerUp, LastGasp, Tamper, CoverOpen, MagneticField, RelayOpen, RelayClosed, ClockAdjusted, FirmwareActivated, Alarm }
+    };
+}
+
+impl EventKind {
+    /// Every kind.
+    pub const ALL: [EventKind; 11] = [
+        EventKind::PowerDown,
+        EventKind::PowerUp,
+        EventKind::LastGasp,
+        EventKind::Tamper,
+        EventKind::CoverOpen,
+        EventKind::MagneticField,
+        EventKind::RelayOpen,
+        EventKind::RelayClosed,
+        EventKind::ClockAdjusted,
+        EventKind::FirmwareActivated,
+        EventKind::Alarm,
+    ];
+}
+
 #[cfg(feature = "serde")]
 impl serde::Serialize for EventKind {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

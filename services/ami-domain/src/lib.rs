@@ -5,6 +5,7 @@
 //! never a binary float) with a [`Unit`], each [`Reading`] carries [`Quality`] flags and a UTC
 //! timestamp (the interval's end), and meters report [`Event`]s. The crate does no I/O.
 
+pub mod checksum;
 pub mod error;
 pub mod event;
 pub mod obis;

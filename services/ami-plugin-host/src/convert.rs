@@ -64,22 +64,16 @@ pub fn quality(q: t::Quality) -> d::Quality {
         .fold(d::Quality::VALID, |acc, (_, dq)| acc.with(dq))
 }
 
-/// WIT event kind into the domain's.
-pub fn event_kind(k: t::EventKind) -> d::EventKind {
-    match k {
-        t::EventKind::PowerDown => d::EventKind::PowerDown,
-        t::EventKind::PowerUp => d::EventKind::PowerUp,
-        t::EventKind::LastGasp => d::EventKind::LastGasp,
-        t::EventKind::Tamper => d::EventKind::Tamper,
-        t::EventKind::CoverOpen => d::EventKind::CoverOpen,
-        t::EventKind::MagneticField => d::EventKind::MagneticField,
-        t::EventKind::RelayOpen => d::EventKind::RelayOpen,
-        t::EventKind::RelayClosed => d::EventKind::RelayClosed,
-        t::EventKind::ClockAdjusted => d::EventKind::ClockAdjusted,
-        t::EventKind::FirmwareActivated => d::EventKind::FirmwareActivated,
-        t::EventKind::Alarm => d::EventKind::Alarm,
-    }
+macro_rules! event_kind_map {
+    ($($v:ident),* $(,)?) => {
+        /// WIT event kind into the domain's.
+        pub fn event_kind(k: t::EventKind) -> d::EventKind {
+            match k { $(t::EventKind::$v => d::EventKind::$v,)* }
+        }
+    };
 }
+
+ami_domain::with_event_kind_variants!(event_kind_map);
 
 fn text(s: String, what: &str) -> Result<String, String> {
     if s.len() > MAX_TEXT {

@@ -53,6 +53,25 @@ impl MemoryKeyStore {
         }
     }
 
+    /// Sets the keys a one-off run is given (the CLI's `--key`, a vector's `key_hex`) for any
+    /// meter: `encryption` serves every encryption role (DLMS unicast and broadcast, M-Bus,
+    /// OSGP), `authentication` the DLMS authentication key.
+    pub fn set_any_meter(&self, encryption: Option<[u8; 16]>, authentication: Option<[u8; 16]>) {
+        if let Some(k) = encryption {
+            for role in [
+                KeyRole::DlmsUnicast,
+                KeyRole::DlmsBroadcast,
+                KeyRole::Mbus,
+                KeyRole::OsgpOmak,
+            ] {
+                self.insert("*", role, k);
+            }
+        }
+        if let Some(k) = authentication {
+            self.insert("*", KeyRole::DlmsAuthentication, k);
+        }
+    }
+
     /// Sets the key of `meter` for `role` (`*` for any meter).
     pub fn insert(&self, meter: &str, role: KeyRole, key: [u8; 16]) {
         if let Ok(mut keys) = self.keys.write() {

@@ -19,20 +19,6 @@ use crate::{Expect, Expectations, PeerFormat, Vector, VectorError};
 /// The canonical format.
 pub struct Canonical;
 
-const EVENT_KINDS: [EventKind; 11] = [
-    EventKind::PowerDown,
-    EventKind::PowerUp,
-    EventKind::LastGasp,
-    EventKind::Tamper,
-    EventKind::CoverOpen,
-    EventKind::MagneticField,
-    EventKind::RelayOpen,
-    EventKind::RelayClosed,
-    EventKind::ClockAdjusted,
-    EventKind::FirmwareActivated,
-    EventKind::Alarm,
-];
-
 impl PeerFormat for Canonical {
     fn expectations(&self, v: &Vector) -> Result<Expectations, VectorError> {
         let bad = |reason: String| VectorError::Expected {
@@ -108,7 +94,7 @@ impl PeerFormat for Canonical {
             .flatten()
         {
             let name = e.as_str().unwrap_or_default();
-            let kind = EVENT_KINDS
+            let kind = EventKind::ALL
                 .into_iter()
                 .find(|k| k.name() == name)
                 .ok_or_else(|| bad(format!("unknown event kind {name:?}")))?;
