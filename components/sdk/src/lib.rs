@@ -51,6 +51,9 @@ pub mod tariff {
 }
 
 pub mod convert;
+pub mod host_crypto;
+
+pub use host_crypto::HostCrypto;
 
 pub use ami_domain as domain;
 /// The host's cryptography, by key reference.

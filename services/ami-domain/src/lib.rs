@@ -6,6 +6,7 @@
 //! timestamp (the interval's end), and meters report [`Event`]s. The crate does no I/O.
 
 pub mod checksum;
+pub mod crypto;
 pub mod error;
 pub mod event;
 pub mod obis;

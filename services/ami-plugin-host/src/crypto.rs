@@ -14,8 +14,10 @@ use cmac::{Cmac, Mac};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
-use crate::bindings::decoder::ami::plugin::crypto::{self as wit, CryptoError, Kdf, KeyRef};
-use crate::keystore::{Key, KeyRole, KeyStore};
+use ami_domain::crypto::{Crypto, CryptoError, Kdf, KeyRef, KeyRole};
+
+use crate::bindings::decoder::ami::plugin::crypto as wit;
+use crate::keystore::{Key, KeyStore};
 
 /// The most keys one call may derive (a bound on a plugin's use of host memory).
 pub const MAX_DERIVED_KEYS: usize = 64;
@@ -45,25 +47,30 @@ impl CryptoCtx {
         self.derived.clear();
     }
 
-    fn resolve(&mut self, key: &KeyRef) -> Result<Key, CryptoError> {
+    fn resolve(&mut self, key: KeyRef<'_>) -> Result<Key, CryptoError> {
         self.operations += 1;
         match key {
-            KeyRef::Stored(stored) => self
-                .keys
-                .key(&stored.meter, role(stored.role))
-                .ok_or_else(|| CryptoError::NoKey(stored.clone())),
-            KeyRef::Derived(handle) => usize::try_from(*handle)
+            KeyRef::Stored { meter, role } => {
+                self.keys
+                    .key(meter, role)
+                    .ok_or_else(|| CryptoError::NoKey {
+                        meter: meter.to_owned(),
+                        role,
+                    })
+            }
+            KeyRef::Derived(handle) => usize::try_from(handle)
                 .ok()
                 .and_then(|i| self.derived.get(i))
                 .cloned()
-                .ok_or(CryptoError::UnknownHandle(*handle)),
+                .ok_or(CryptoError::UnknownHandle(handle)),
         }
     }
+}
 
-    /// AES-128-GCM verify-then-decrypt.
-    pub fn aes_gcm_decrypt(
+impl Crypto for CryptoCtx {
+    fn aes_gcm_decrypt(
         &mut self,
-        key: &KeyRef,
+        key: KeyRef<'_>,
         iv: &[u8],
         aad: &[u8],
         ciphertext: &[u8],
@@ -100,10 +107,9 @@ impl CryptoCtx {
         }
     }
 
-    /// AES-128-GMAC verification (authentication only).
-    pub fn aes_gmac_verify(
+    fn aes_gmac_verify(
         &mut self,
-        key: &KeyRef,
+        key: KeyRef<'_>,
         iv: &[u8],
         aad: &[u8],
         tag: &[u8],
@@ -111,10 +117,9 @@ impl CryptoCtx {
         self.aes_gcm_decrypt(key, iv, aad, &[], tag).map(|_| ())
     }
 
-    /// AES-128-CBC decryption of whole blocks, no padding removed.
-    pub fn aes_cbc_decrypt(
+    fn aes_cbc_decrypt(
         &mut self,
-        key: &KeyRef,
+        key: KeyRef<'_>,
         iv: &[u8],
         data: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
@@ -139,10 +144,9 @@ impl CryptoCtx {
         Ok(buf)
     }
 
-    /// AES-128-CTR keystream application.
-    pub fn aes_ctr_apply(
+    fn aes_ctr_apply(
         &mut self,
-        key: &KeyRef,
+        key: KeyRef<'_>,
         iv: &[u8],
         data: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
@@ -159,10 +163,9 @@ impl CryptoCtx {
         Ok(buf)
     }
 
-    /// AES-CMAC verification of a (possibly truncated) MAC, in constant time.
-    pub fn aes_cmac_verify(
+    fn aes_cmac_verify(
         &mut self,
-        key: &KeyRef,
+        key: KeyRef<'_>,
         data: &[u8],
         mac: &[u8],
     ) -> Result<(), CryptoError> {
@@ -183,8 +186,7 @@ impl CryptoCtx {
         }
     }
 
-    /// Derives a key that stays in the host; returns its handle.
-    pub fn derive_key(&mut self, key: &KeyRef, kdf: Kdf, input: &[u8]) -> Result<u32, CryptoError> {
+    fn derive_key(&mut self, key: KeyRef<'_>, kdf: Kdf, input: &[u8]) -> Result<u32, CryptoError> {
         check_len(input.len())?;
         if self.derived.len() >= MAX_DERIVED_KEYS {
             return Err(invalid(format!(
@@ -232,7 +234,7 @@ fn invalid(reason: String) -> CryptoError {
     CryptoError::InvalidInput(reason)
 }
 
-/// Maps the WIT key role onto the key store's.
+/// Maps the WIT key role onto the domain's.
 pub fn role(r: wit::KeyRole) -> KeyRole {
     match r {
         wit::KeyRole::DlmsUnicast => KeyRole::DlmsUnicast,
@@ -244,10 +246,52 @@ pub fn role(r: wit::KeyRole) -> KeyRole {
     }
 }
 
+/// The WIT key reference as the domain's (borrowing the meter name).
+pub fn key_ref(k: &wit::KeyRef) -> KeyRef<'_> {
+    match k {
+        wit::KeyRef::Stored(s) => KeyRef::Stored {
+            meter: &s.meter,
+            role: role(s.role),
+        },
+        wit::KeyRef::Derived(h) => KeyRef::Derived(*h),
+    }
+}
+
+/// The WIT derivation as the domain's.
+pub fn kdf(k: wit::Kdf) -> Kdf {
+    match k {
+        wit::Kdf::OmsCmac => Kdf::OmsCmac,
+        wit::Kdf::AesEcb => Kdf::AesEcb,
+    }
+}
+
+/// The domain's crypto error as WIT's.
+pub fn error_to_wit(e: CryptoError) -> wit::CryptoError {
+    match e {
+        CryptoError::NoKey { meter, role } => wit::CryptoError::NoKey(wit::StoredKey {
+            meter,
+            role: role_to_wit(role),
+        }),
+        CryptoError::UnknownHandle(h) => wit::CryptoError::UnknownHandle(h),
+        CryptoError::AuthenticationFailed => wit::CryptoError::AuthenticationFailed,
+        CryptoError::InvalidInput(s) => wit::CryptoError::InvalidInput(s),
+    }
+}
+
+fn role_to_wit(r: KeyRole) -> wit::KeyRole {
+    match r {
+        KeyRole::DlmsUnicast => wit::KeyRole::DlmsUnicast,
+        KeyRole::DlmsBroadcast => wit::KeyRole::DlmsBroadcast,
+        KeyRole::DlmsAuthentication => wit::KeyRole::DlmsAuthentication,
+        KeyRole::DlmsMaster => wit::KeyRole::DlmsMaster,
+        KeyRole::Mbus => wit::KeyRole::Mbus,
+        KeyRole::OsgpOmak => wit::KeyRole::OsgpOmak,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::decoder::ami::plugin::crypto::StoredKey;
     use crate::keystore::MemoryKeyStore;
 
     fn ctx() -> CryptoCtx {
@@ -260,36 +304,36 @@ mod tests {
         CryptoCtx::new(Arc::new(store))
     }
 
-    fn stored(role: wit::KeyRole) -> KeyRef {
-        KeyRef::Stored(StoredKey {
-            meter: "4d4d4d0000bc614e".into(),
+    fn stored(role: KeyRole) -> KeyRef<'static> {
+        KeyRef::Stored {
+            meter: "4d4d4d0000bc614e",
             role,
-        })
+        }
     }
 
     #[test]
     fn gcm_round_trip_and_tamper() {
         let mut c = ctx();
         let k = c
-            .resolve(&stored(wit::KeyRole::DlmsUnicast))
+            .resolve(stored(KeyRole::DlmsUnicast))
             .unwrap_or_else(|e| panic!("{e:?}"));
         let iv = [7u8; 12];
         let mut buf = b"hello meter".to_vec();
         let tag = AesGcm::<Aes128, U12, U12>::new(k.as_ref().into())
             .encrypt_in_place_detached(Nonce::from_slice(&iv), b"aad", &mut buf)
             .unwrap_or_else(|e| panic!("{e:?}"));
-        let key = stored(wit::KeyRole::DlmsUnicast);
-        let plain = c.aes_gcm_decrypt(&key, &iv, b"aad", &buf, &tag);
+        let key = stored(KeyRole::DlmsUnicast);
+        let plain = c.aes_gcm_decrypt(key, &iv, b"aad", &buf, &tag);
         assert_eq!(plain.as_deref(), Ok(&b"hello meter"[..]));
         let mut bad = tag.to_vec();
         bad[0] ^= 1;
         assert_eq!(
-            c.aes_gcm_decrypt(&key, &iv, b"aad", &buf, &bad),
+            c.aes_gcm_decrypt(key, &iv, b"aad", &buf, &bad),
             Err(CryptoError::AuthenticationFailed)
         );
-        let wrong = stored(wit::KeyRole::DlmsAuthentication);
+        let wrong = stored(KeyRole::DlmsAuthentication);
         assert_eq!(
-            c.aes_gcm_decrypt(&wrong, &iv, b"aad", &buf, &tag),
+            c.aes_gcm_decrypt(wrong, &iv, b"aad", &buf, &tag),
             Err(CryptoError::AuthenticationFailed)
         );
     }
@@ -297,20 +341,20 @@ mod tests {
     #[test]
     fn missing_key_and_bad_handles_are_typed() {
         let mut c = ctx();
-        let none = KeyRef::Stored(StoredKey {
-            meter: "other".into(),
-            role: wit::KeyRole::Mbus,
-        });
+        let none = KeyRef::Stored {
+            meter: "other",
+            role: KeyRole::Mbus,
+        };
         assert!(matches!(
-            c.aes_ctr_apply(&none, &[0; 16], b"x"),
-            Err(CryptoError::NoKey(_))
+            c.aes_ctr_apply(none, &[0; 16], b"x"),
+            Err(CryptoError::NoKey { .. })
         ));
         assert_eq!(
-            c.aes_ctr_apply(&KeyRef::Derived(3), &[0; 16], b"x"),
+            c.aes_ctr_apply(KeyRef::Derived(3), &[0; 16], b"x"),
             Err(CryptoError::UnknownHandle(3))
         );
         assert!(matches!(
-            c.aes_cbc_decrypt(&stored(wit::KeyRole::DlmsUnicast), &[0; 16], &[0; 15]),
+            c.aes_cbc_decrypt(stored(KeyRole::DlmsUnicast), &[0; 16], &[0; 15]),
             Err(CryptoError::InvalidInput(_))
         ));
     }
@@ -322,27 +366,27 @@ mod tests {
         let key = hex::decode("2b7e151628aed2a6abf7158809cf4f3c").unwrap_or_default();
         store.insert("m", KeyRole::Mbus, key.try_into().unwrap_or([0; 16]));
         let mut c = CryptoCtx::new(Arc::new(store));
-        let k = KeyRef::Stored(StoredKey {
-            meter: "m".into(),
-            role: wit::KeyRole::Mbus,
-        });
+        let k = KeyRef::Stored {
+            meter: "m",
+            role: KeyRole::Mbus,
+        };
         let msg = hex::decode("6bc1bee22e409f96e93d7e117393172a").unwrap_or_default();
         let mac = hex::decode("070a16b46b4d4144f79bdd9dd04a287c").unwrap_or_default();
-        assert_eq!(c.aes_cmac_verify(&k, &msg, &mac), Ok(()));
-        assert_eq!(c.aes_cmac_verify(&k, &msg, &mac[..8]), Ok(()));
+        assert_eq!(c.aes_cmac_verify(k, &msg, &mac), Ok(()));
+        assert_eq!(c.aes_cmac_verify(k, &msg, &mac[..8]), Ok(()));
         assert_eq!(
-            c.aes_cmac_verify(&k, b"other", &mac),
+            c.aes_cmac_verify(k, b"other", &mac),
             Err(CryptoError::AuthenticationFailed)
         );
         // A derived key is usable by handle and never leaves the host.
-        let h = c.derive_key(&k, Kdf::OmsCmac, &msg).unwrap_or(u32::MAX);
+        let h = c.derive_key(k, Kdf::OmsCmac, &msg).unwrap_or(u32::MAX);
         assert_eq!(
-            c.aes_cmac_verify(&KeyRef::Derived(h), &msg, &mac),
+            c.aes_cmac_verify(KeyRef::Derived(h), &msg, &mac),
             Err(CryptoError::AuthenticationFailed)
         );
         c.reset();
         assert_eq!(
-            c.aes_cmac_verify(&KeyRef::Derived(h), &msg, &mac),
+            c.aes_cmac_verify(KeyRef::Derived(h), &msg, &mac),
             Err(CryptoError::UnknownHandle(h))
         );
     }

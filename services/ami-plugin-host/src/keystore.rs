@@ -11,22 +11,7 @@ use zeroize::Zeroizing;
 /// An AES-128 key, wiped from memory when dropped.
 pub type Key = Zeroizing<[u8; 16]>;
 
-/// What a key is for (mirrors `ami:plugin/crypto.key-role`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum KeyRole {
-    /// DLMS global unicast encryption key.
-    DlmsUnicast,
-    /// DLMS global broadcast encryption key.
-    DlmsBroadcast,
-    /// DLMS authentication key.
-    DlmsAuthentication,
-    /// DLMS master key (KEK).
-    DlmsMaster,
-    /// M-Bus / OMS key.
-    Mbus,
-    /// OSGP open media access key.
-    OsgpOmak,
-}
+pub use ami_domain::crypto::KeyRole;
 
 /// Where the host looks keys up.
 pub trait KeyStore: Send + Sync {

@@ -9,9 +9,10 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::decoder::ami::plugin::crypto::{self as wit, CryptoError, Kdf, KeyRef};
-use crate::crypto::CryptoCtx;
+use crate::crypto::{CryptoCtx, error_to_wit, key_ref};
 use crate::keystore::KeyStore;
 use crate::limits::MemoryCap;
+use ami_domain::crypto::Crypto;
 
 /// The most a plugin may print to stderr per instance (its panic message goes there).
 const STDERR_CAP: usize = 4096;
@@ -94,7 +95,8 @@ impl wit::Host for State {
         tag: Vec<u8>,
     ) -> Result<Vec<u8>, CryptoError> {
         self.crypto
-            .aes_gcm_decrypt(&key, &iv, &aad, &ciphertext, &tag)
+            .aes_gcm_decrypt(key_ref(&key), &iv, &aad, &ciphertext, &tag)
+            .map_err(error_to_wit)
     }
 
     fn aes_gmac_verify(
@@ -104,7 +106,9 @@ impl wit::Host for State {
         aad: Vec<u8>,
         tag: Vec<u8>,
     ) -> Result<(), CryptoError> {
-        self.crypto.aes_gmac_verify(&key, &iv, &aad, &tag)
+        self.crypto
+            .aes_gmac_verify(key_ref(&key), &iv, &aad, &tag)
+            .map_err(error_to_wit)
     }
 
     fn aes_cbc_decrypt(
@@ -113,7 +117,9 @@ impl wit::Host for State {
         iv: Vec<u8>,
         data: Vec<u8>,
     ) -> Result<Vec<u8>, CryptoError> {
-        self.crypto.aes_cbc_decrypt(&key, &iv, &data)
+        self.crypto
+            .aes_cbc_decrypt(key_ref(&key), &iv, &data)
+            .map_err(error_to_wit)
     }
 
     fn aes_ctr_apply(
@@ -122,7 +128,9 @@ impl wit::Host for State {
         iv: Vec<u8>,
         data: Vec<u8>,
     ) -> Result<Vec<u8>, CryptoError> {
-        self.crypto.aes_ctr_apply(&key, &iv, &data)
+        self.crypto
+            .aes_ctr_apply(key_ref(&key), &iv, &data)
+            .map_err(error_to_wit)
     }
 
     fn aes_cmac_verify(
@@ -131,11 +139,15 @@ impl wit::Host for State {
         data: Vec<u8>,
         mac: Vec<u8>,
     ) -> Result<(), CryptoError> {
-        self.crypto.aes_cmac_verify(&key, &data, &mac)
+        self.crypto
+            .aes_cmac_verify(key_ref(&key), &data, &mac)
+            .map_err(error_to_wit)
     }
 
     fn derive_key(&mut self, key: KeyRef, kdf: Kdf, input: Vec<u8>) -> Result<u32, CryptoError> {
-        self.crypto.derive_key(&key, kdf, &input)
+        self.crypto
+            .derive_key(key_ref(&key), crate::crypto::kdf(kdf), &input)
+            .map_err(error_to_wit)
     }
 }
 

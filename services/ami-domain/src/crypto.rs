@@ -1,0 +1,170 @@
+//! The cryptography a decoder may ask for, against keys it only names.
+//!
+//! Protocol crates are written against [`Crypto`]; inside a Wasm component the SDK implements
+//! it with the host's `ami:plugin/crypto` interface, natively the plugin host implements it
+//! with its key store. Either way no key byte reaches the decoder.
+
+/// What a key is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyRole {
+    /// DLMS global unicast encryption key (GUEK).
+    DlmsUnicast,
+    /// DLMS global broadcast encryption key (GBEK).
+    DlmsBroadcast,
+    /// DLMS authentication key (AK).
+    DlmsAuthentication,
+    /// DLMS master key (KEK).
+    DlmsMaster,
+    /// M-Bus / OMS key (mode 5, or the master key of mode 7).
+    Mbus,
+    /// OSGP open media access key.
+    OsgpOmak,
+}
+
+/// Which key to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyRef<'a> {
+    /// A key of the key store: the meter's identity as the decoder reports it, and the role.
+    Stored {
+        /// The meter (system title hex, M-Bus address, ...).
+        meter: &'a str,
+        /// The role.
+        role: KeyRole,
+    },
+    /// A key derived earlier in the same call.
+    Derived(u32),
+}
+
+/// How to derive a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kdf {
+    /// K = AES-CMAC(key, input) (OMS mode 7).
+    OmsCmac,
+    /// K = AES-ECB(key, input block).
+    AesEcb,
+}
+
+/// Why a cryptographic operation failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CryptoError {
+    /// No key for this meter and role.
+    #[error("no {role:?} key for meter {meter}")]
+    NoKey {
+        /// The meter.
+        meter: String,
+        /// The role.
+        role: KeyRole,
+    },
+    /// No derived key of this handle in this call.
+    #[error("no derived key {0}")]
+    UnknownHandle(u32),
+    /// The tag or MAC does not verify: wrong key or tampered data.
+    #[error("authentication failed")]
+    AuthenticationFailed,
+    /// A length or parameter is wrong for the primitive.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+}
+
+/// AES-128 primitives by key reference (the `ami:plugin/crypto` interface as a trait).
+pub trait Crypto {
+    /// AES-128-GCM: verify `tag` (12 or 16 bytes) over `aad` and `ciphertext`, then decrypt.
+    fn aes_gcm_decrypt(
+        &mut self,
+        key: KeyRef<'_>,
+        iv: &[u8],
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8],
+    ) -> Result<Vec<u8>, CryptoError>;
+    /// AES-128-GMAC: verify `tag` over `aad` only.
+    fn aes_gmac_verify(
+        &mut self,
+        key: KeyRef<'_>,
+        iv: &[u8],
+        aad: &[u8],
+        tag: &[u8],
+    ) -> Result<(), CryptoError>;
+    /// AES-128-CBC decryption of whole blocks, no padding removed.
+    fn aes_cbc_decrypt(
+        &mut self,
+        key: KeyRef<'_>,
+        iv: &[u8],
+        data: &[u8],
+    ) -> Result<Vec<u8>, CryptoError>;
+    /// AES-128-CTR keystream applied to `data`.
+    fn aes_ctr_apply(
+        &mut self,
+        key: KeyRef<'_>,
+        iv: &[u8],
+        data: &[u8],
+    ) -> Result<Vec<u8>, CryptoError>;
+    /// Verify an AES-CMAC (4 to 16 bytes, a prefix of the full MAC) in constant time.
+    fn aes_cmac_verify(
+        &mut self,
+        key: KeyRef<'_>,
+        data: &[u8],
+        mac: &[u8],
+    ) -> Result<(), CryptoError>;
+    /// Derive a key that stays with the provider; returns its handle.
+    fn derive_key(&mut self, key: KeyRef<'_>, kdf: Kdf, input: &[u8]) -> Result<u32, CryptoError>;
+}
+
+/// A provider with no keys: every operation fails with [`CryptoError::NoKey`] (decoding
+/// plaintext frames, or telling a caller which key an encrypted frame needs).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoKeys;
+
+fn no_key(key: KeyRef<'_>) -> CryptoError {
+    match key {
+        KeyRef::Stored { meter, role } => CryptoError::NoKey {
+            meter: meter.to_owned(),
+            role,
+        },
+        KeyRef::Derived(h) => CryptoError::UnknownHandle(h),
+    }
+}
+
+impl Crypto for NoKeys {
+    fn aes_gcm_decrypt(
+        &mut self,
+        key: KeyRef<'_>,
+        _: &[u8],
+        _: &[u8],
+        _: &[u8],
+        _: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        Err(no_key(key))
+    }
+    fn aes_gmac_verify(
+        &mut self,
+        key: KeyRef<'_>,
+        _: &[u8],
+        _: &[u8],
+        _: &[u8],
+    ) -> Result<(), CryptoError> {
+        Err(no_key(key))
+    }
+    fn aes_cbc_decrypt(
+        &mut self,
+        key: KeyRef<'_>,
+        _: &[u8],
+        _: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        Err(no_key(key))
+    }
+    fn aes_ctr_apply(
+        &mut self,
+        key: KeyRef<'_>,
+        _: &[u8],
+        _: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        Err(no_key(key))
+    }
+    fn aes_cmac_verify(&mut self, key: KeyRef<'_>, _: &[u8], _: &[u8]) -> Result<(), CryptoError> {
+        Err(no_key(key))
+    }
+    fn derive_key(&mut self, key: KeyRef<'_>, _: Kdf, _: &[u8]) -> Result<u32, CryptoError> {
+        Err(no_key(key))
+    }
+}
