@@ -65,6 +65,26 @@ impl Crypto for HostCrypto {
         wit::aes_gcm_decrypt(&key(k), iv, aad, ct, tag).map_err(error)
     }
 
+    fn dlms_decrypt(
+        &mut self,
+        encryption: KeyRef<'_>,
+        authentication: Option<KeyRef<'_>>,
+        security_control: u8,
+        iv: &[u8],
+        data: &[u8],
+        tag: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        wit::dlms_decrypt(
+            &key(encryption),
+            authentication.map(key).as_ref(),
+            security_control,
+            iv,
+            data,
+            tag,
+        )
+        .map_err(error)
+    }
+
     fn aes_gmac_verify(
         &mut self,
         k: KeyRef<'_>,

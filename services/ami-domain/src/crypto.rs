@@ -77,6 +77,17 @@ pub trait Crypto {
         ciphertext: &[u8],
         tag: &[u8],
     ) -> Result<Vec<u8>, CryptoError>;
+    /// DLMS/COSEM security suite 0: undo the ciphering of an APDU (see the WIT
+    /// `dlms-decrypt`); the provider inserts the authentication key into the AAD.
+    fn dlms_decrypt(
+        &mut self,
+        encryption: KeyRef<'_>,
+        authentication: Option<KeyRef<'_>>,
+        security_control: u8,
+        iv: &[u8],
+        data: &[u8],
+        tag: &[u8],
+    ) -> Result<Vec<u8>, CryptoError>;
     /// AES-128-GMAC: verify `tag` over `aad` only.
     fn aes_gmac_verify(
         &mut self,
@@ -126,6 +137,17 @@ fn no_key(key: KeyRef<'_>) -> CryptoError {
 }
 
 impl Crypto for NoKeys {
+    fn dlms_decrypt(
+        &mut self,
+        key: KeyRef<'_>,
+        _: Option<KeyRef<'_>>,
+        _: u8,
+        _: &[u8],
+        _: &[u8],
+        _: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        Err(no_key(key))
+    }
     fn aes_gcm_decrypt(
         &mut self,
         key: KeyRef<'_>,

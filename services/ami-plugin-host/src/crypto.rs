@@ -107,6 +107,54 @@ impl Crypto for CryptoCtx {
         }
     }
 
+    /// DLMS suite 0: AAD = SC ‖ AK (‖ data when only authenticated); encryption only is the
+    /// GCM keystream without a tag (counter block IV ‖ 00000002, as GCM's first data block).
+    fn dlms_decrypt(
+        &mut self,
+        encryption: KeyRef<'_>,
+        authentication: Option<KeyRef<'_>>,
+        security_control: u8,
+        iv: &[u8],
+        data: &[u8],
+        tag: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        check_len(data.len())?;
+        let authenticated = security_control & 0x10 != 0;
+        let encrypted = security_control & 0x20 != 0;
+        let ak = match (authenticated, authentication) {
+            (true, Some(k)) => Some(self.resolve(k)?),
+            (true, None) => {
+                return Err(invalid(
+                    "authenticated DLMS APDU without an authentication key reference".into(),
+                ));
+            }
+            (false, _) => None,
+        };
+        let mut aad = Vec::with_capacity(17 + if encrypted { 0 } else { data.len() });
+        aad.push(security_control);
+        if let Some(ak) = &ak {
+            aad.extend_from_slice(ak.as_ref());
+        }
+        match (authenticated, encrypted) {
+            (true, true) => self.aes_gcm_decrypt(encryption, iv, &aad, data, tag),
+            (true, false) => {
+                aad.extend_from_slice(data);
+                self.aes_gcm_decrypt(encryption, iv, &aad, &[], tag)
+                    .map(|_| data.to_vec())
+            }
+            (false, true) => {
+                let iv: [u8; 12] = iv
+                    .try_into()
+                    .map_err(|_| invalid(format!("gcm iv must be 12 bytes, got {}", iv.len())))?;
+                let mut counter = [0u8; 16];
+                counter[..12].copy_from_slice(&iv);
+                counter[15] = 2;
+                self.aes_ctr_apply(encryption, &counter, data)
+            }
+            (false, false) => Ok(data.to_vec()),
+        }
+    }
+
     fn aes_gmac_verify(
         &mut self,
         key: KeyRef<'_>,
@@ -309,6 +357,37 @@ mod tests {
             meter: "4d4d4d0000bc614e",
             role,
         }
+    }
+
+    #[test]
+    fn dlms_suite0_green_book_example() {
+        // IEC 62056-5-3 / Green Book security suite 0 example: glo-get-request, SC 0x30,
+        // system title 4D4D4D0000BC614E, IC 01234567, EK 00..0F, AK D0..DF.
+        let mut c = ctx();
+        let iv = hex::decode("4d4d4d0000bc614e01234567").unwrap_or_default();
+        let ct = hex::decode("411312ff935a47566827c467bc").unwrap_or_default();
+        let tag = hex::decode("7d825c3be4a77c3fcc056b6b").unwrap_or_default();
+        let plain = c.dlms_decrypt(
+            stored(KeyRole::DlmsUnicast),
+            Some(stored(KeyRole::DlmsAuthentication)),
+            0x30,
+            &iv,
+            &ct,
+            &tag,
+        );
+        assert_eq!(
+            plain.map(hex::encode).as_deref(),
+            Ok("c0010000080000010000ff0200")
+        );
+        let wrong = c.dlms_decrypt(
+            stored(KeyRole::DlmsUnicast),
+            Some(stored(KeyRole::DlmsUnicast)),
+            0x30,
+            &iv,
+            &ct,
+            &tag,
+        );
+        assert_eq!(wrong, Err(CryptoError::AuthenticationFailed));
     }
 
     #[test]

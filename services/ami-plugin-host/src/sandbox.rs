@@ -99,6 +99,27 @@ impl wit::Host for State {
             .map_err(error_to_wit)
     }
 
+    fn dlms_decrypt(
+        &mut self,
+        encryption: KeyRef,
+        authentication: Option<KeyRef>,
+        security_control: u8,
+        iv: Vec<u8>,
+        data: Vec<u8>,
+        tag: Vec<u8>,
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.crypto
+            .dlms_decrypt(
+                key_ref(&encryption),
+                authentication.as_ref().map(key_ref),
+                security_control,
+                &iv,
+                &data,
+                &tag,
+            )
+            .map_err(error_to_wit)
+    }
+
     fn aes_gmac_verify(
         &mut self,
         key: KeyRef,
