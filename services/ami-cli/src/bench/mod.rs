@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod reference;
+
 use crate::native;
 use crate::paths::PathArgs;
 
@@ -25,6 +27,10 @@ pub enum BenchCommand {
         /// Seconds to run each measurement.
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
+        /// Python interpreter with the reference libraries (dsmr-parser, amshan) to time on the
+        /// same frames [default: $AMI_BENCH_PYTHON, else ~/.cache/ami-bench-venv/bin/python if present].
+        #[arg(long, env = "AMI_BENCH_PYTHON")]
+        python: Option<PathBuf>,
         /// Directory of the protocol vectors (frames to decode).
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/vectors"))]
         vectors: PathBuf,
@@ -64,8 +70,15 @@ pub fn run(cmd: BenchCommand, paths: &PathArgs) -> Result<ExitCode> {
         protocol,
         batch,
         seconds,
+        python,
         vectors,
     } = cmd;
+    let python = python.or_else(|| {
+        let venv = std::env::var_os("HOME")
+            .map(PathBuf::from)?
+            .join(".cache/ami-bench-venv/bin/python");
+        venv.is_file().then_some(venv)
+    });
     if batch == 0 {
         bail!("--batch must be at least 1");
     }
@@ -88,6 +101,7 @@ pub fn run(cmd: BenchCommand, paths: &PathArgs) -> Result<ExitCode> {
         "{:<12} {:>7} {:>14} {:>14} {:>7} {:>14} {:>12}",
         "protocol", "frames", "native fr/s", "wasm fr/s", "ratio", "wasm b=1 fr/s", "readings/fr"
     );
+    let mut references = Vec::new();
     for p in protocols {
         let native = native::decoder(&p).with_context(|| format!("no native decoder for {p}"))?;
         let plugin = host
@@ -95,11 +109,11 @@ pub fn run(cmd: BenchCommand, paths: &PathArgs) -> Result<ExitCode> {
             .with_context(|| format!("no installed component for {p}"))?;
         let all = ami_vectors::load(&vectors_file(&vectors, &p))?;
         // The frames both builds decode: the bench measures decoding, not rejection.
-        let good: Vec<Vec<u8>> = all
+        let good_vectors: Vec<ami_vectors::Vector> = all
             .into_iter()
-            .map(|v| v.frame)
-            .filter(|f| native(f, 0).is_ok())
+            .filter(|v| native(&v.frame, 0).is_ok())
             .collect();
+        let good: Vec<Vec<u8>> = good_vectors.iter().map(|v| v.frame.clone()).collect();
         if good.is_empty() {
             bail!("no decodable {p} frames in the vectors");
         }
@@ -142,6 +156,35 @@ pub fn run(cmd: BenchCommand, paths: &PathArgs) -> Result<ExitCode> {
             single_rate,
             readings as f64 / frames.len() as f64
         );
+        if let Some(py) = &python {
+            references.push((
+                p.clone(),
+                wasm_rate,
+                native_rate,
+                reference::run(py, &p, &good_vectors, seconds),
+            ));
+        }
+    }
+    if !references.is_empty() {
+        println!();
+        println!(
+            "{:<12} {:<40} {:>9} {:>14} {:>12} {:>12}",
+            "protocol", "reference", "frames", "ref fr/s", "wasm/ref", "native/ref"
+        );
+        for (p, wasm, native, r) in references {
+            match r {
+                Ok(r) => println!(
+                    "{:<12} {:<40} {:>9} {:>14.0} {:>11.0}x {:>11.0}x",
+                    p,
+                    r.library,
+                    r.decoded,
+                    r.frames_per_s,
+                    wasm / r.frames_per_s,
+                    native / r.frames_per_s
+                ),
+                Err(e) => println!("{p:<12} reference not measured: {e}"),
+            }
+        }
     }
     println!(
         "(wasm: one reused instance, {batch} frames per call, results converted to domain types; ratio = wasm / native)"
