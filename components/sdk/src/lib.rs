@@ -11,6 +11,8 @@
 //! Build with `cargo build --target wasm32-wasip2` (or `ami plugin build`); the output `.wasm`
 //! is the component.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 /// The `decoder` world's bindings (types, `crypto` import, `decode` export).
 #[allow(missing_docs)]
 pub mod decoder {

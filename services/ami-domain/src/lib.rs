@@ -5,6 +5,8 @@
 //! never a binary float) with a [`Unit`], each [`Reading`] carries [`Quality`] flags and a UTC
 //! timestamp (the interval's end), and meters report [`Event`]s. The crate does no I/O.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 pub mod checksum;
 pub mod crypto;
 pub mod error;

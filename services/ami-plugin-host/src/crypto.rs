@@ -178,7 +178,7 @@ impl Crypto for CryptoCtx {
                 iv.len()
             )));
         }
-        if data.len() % 16 != 0 {
+        if !data.len().is_multiple_of(16) {
             return Err(invalid(format!(
                 "cbc data must be whole 16-byte blocks, got {} bytes",
                 data.len()

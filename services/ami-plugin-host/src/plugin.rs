@@ -144,7 +144,7 @@ fn check_world(
         "{WIT_PACKAGE}/{}@{WIT_VERSION}",
         manifest.kind.export_interface()
     );
-    if !exports.iter().any(|e| *e == want) {
+    if !exports.contains(&want) {
         let ours: Vec<&String> = exports
             .iter()
             .filter(|e| e.starts_with(WIT_PACKAGE))

@@ -6,6 +6,8 @@
 //! [`check`] compares a decoder's output against them. The same code serves the protocol
 //! crates' unit tests, `ami plugin test` and the fuzz corpora.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 pub mod check;
 pub mod formats;
 pub mod vector;

@@ -52,6 +52,8 @@
 //! APDU (first byte 0xDB). That is the DLMS decoder's job; [`decode`] answers
 //! [`DecodeError::Unsupported`] and decodes the plaintext telegram once it has been decrypted.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 pub mod cosem;
 mod interpret;
 pub mod object;

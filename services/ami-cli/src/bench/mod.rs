@@ -24,7 +24,7 @@ pub enum BenchCommand {
         /// Frames per batch (one call into the component).
         #[arg(long, default_value_t = 256)]
         batch: usize,
-        /// Seconds to run each measurement.
+        /// Seconds to spend per protocol (split over alternating slices of each contender).
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
         /// Python interpreter with the reference libraries (dsmr-parser, amshan) to time on the
@@ -46,22 +46,37 @@ fn vectors_file(dir: &std::path::Path, protocol: &str) -> PathBuf {
     dir.join(file)
 }
 
-/// Runs `f` over and over for about `secs`; returns items per second.
-fn rate(secs: f64, items_per_round: usize, mut f: impl FnMut() -> usize) -> (f64, usize) {
-    // Warm up.
-    let mut sink = 0;
-    for _ in 0..3 {
-        sink += f();
+/// Items per second of each contender, measured in alternating slices (`ROUNDS` of each, in
+/// turn) and reduced to the median, so that load from elsewhere on a shared machine falls on
+/// all contenders alike instead of on whichever ran while it lasted.
+const ROUNDS: usize = 15;
+
+fn rates(secs: f64, contenders: &mut [(usize, &mut dyn FnMut() -> usize)]) -> Vec<f64> {
+    let slice = Duration::from_secs_f64(secs / ROUNDS as f64);
+    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); contenders.len()];
+    let mut sink = 0usize;
+    for (_, f) in contenders.iter_mut() {
+        sink = sink.wrapping_add(f()); // warm up
     }
-    let budget = Duration::from_secs_f64(secs);
-    let start = Instant::now();
-    let mut rounds = 0usize;
-    while start.elapsed() < budget {
-        sink += f();
-        rounds += 1;
+    for _ in 0..ROUNDS {
+        for ((items, f), out) in contenders.iter_mut().zip(samples.iter_mut()) {
+            let start = Instant::now();
+            let mut n = 0usize;
+            while start.elapsed() < slice {
+                sink = sink.wrapping_add(f());
+                n += *items;
+            }
+            out.push(n as f64 / start.elapsed().as_secs_f64());
+        }
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    ((rounds * items_per_round) as f64 / elapsed, sink)
+    std::hint::black_box(sink);
+    samples
+        .into_iter()
+        .map(|mut v| {
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied().unwrap_or(0.0)
+        })
+        .collect()
 }
 
 /// Runs a benchmark.
@@ -130,22 +145,41 @@ pub fn run(cmd: BenchCommand, paths: &PathArgs) -> Result<ExitCode> {
             .iter()
             .map(|f| native(f, 0).map(|d| d.readings.len()).unwrap_or(0))
             .sum();
-        let (native_rate, _) = rate(seconds, frames.len(), || {
+        let mut native_run = || -> usize {
             frames
                 .iter()
                 .map(|f| native(f, 0).map(|d| d.readings.len()).unwrap_or(0))
                 .sum()
-        });
-        let (wasm_rate, _) = rate(seconds, inputs.len(), || {
+        };
+        let mut wasm_run = || -> usize {
             plugin
                 .decode(&inputs)
                 .map(|r| r.iter().flatten().map(|d| d.readings.len()).sum())
                 .unwrap_or(0)
-        });
-        let one = &inputs[..1];
-        let (single_rate, _) = rate(seconds / 2.0, 1, || {
-            plugin.decode(one).map(|r| r.len()).unwrap_or(0)
-        });
+        };
+        // The same frames, one call each: what batching saves.
+        let mut single_run = || -> usize {
+            inputs
+                .iter()
+                .map(|i| {
+                    plugin
+                        .decode(std::slice::from_ref(i))
+                        .map(|r| r.len())
+                        .unwrap_or(0)
+                })
+                .sum()
+        };
+        let measured = rates(
+            seconds * 3.0,
+            &mut [
+                (frames.len(), &mut native_run),
+                (inputs.len(), &mut wasm_run),
+                (inputs.len(), &mut single_run),
+            ],
+        );
+        let [native_rate, wasm_rate, single_rate] = measured[..] else {
+            bail!("benchmark lost its measurements");
+        };
         println!(
             "{:<12} {:>7} {:>14.0} {:>14.0} {:>6.2}x {:>14.0} {:>12.1}",
             p,
