@@ -151,7 +151,7 @@ mod tests {
             "1-0:1.8.0.101".parse::<Obis>(),
             Ok(Obis::new(1, 0, 1, 8, 0, 101))
         );
-        assert_eq!("C.1.0".parse::<Obis>().is_err(), true);
+        assert!("C.1.0".parse::<Obis>().is_err());
     }
 
     #[test]
