@@ -47,6 +47,7 @@ fn home_with_shipped() -> tempfile::TempDir {
         hex::encode(key.verifying_key().to_bytes()),
     )
     .unwrap();
+    shipped_package(&plugins, "decoders/dlms", "ami-decoder-dlms", &key);
     shipped_package(&plugins, "decoders/dsmr", "ami-decoder-dsmr", &key);
     shipped_package(
         &plugins,
@@ -278,5 +279,73 @@ fn integration_cli_decode_prints_canonical_json_lines() {
         &["decode", "--protocol", "osgp", "--hex", "00"],
     );
     assert_eq!(none.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&none.stderr).contains("installed: dsmr"));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("installed: dlms, dsmr"));
+}
+
+#[test]
+fn integration_cli_decode_encrypted_dlms_keys_stay_in_the_host() {
+    let home = home_with_shipped();
+    let vectors = ami_vectors_line("dlms_cosem-wrapper-glo-cipher-6");
+    let frame = vectors["frame_hex"].as_str().unwrap();
+    let key = hex::encode(b"MYDUMMYGLOBALKEY");
+    let ok = ami(
+        home.path(),
+        &[
+            "decode",
+            "--protocol",
+            "dlms",
+            "--hex",
+            frame,
+            "--key",
+            &key,
+            "--auth-key",
+            &key,
+        ],
+    );
+    assert!(ok.status.success());
+    let text = stdout(&ok);
+    let first: serde_json::Value =
+        serde_json::from_str(text.lines().next().expect("a line")).unwrap();
+    assert_eq!(
+        first["meter"].as_str().map(str::len),
+        Some(16),
+        "meter is the system title: {first}"
+    );
+    // A wrong key is an authentication failure, not garbage; no key says which is missing.
+    let wrong = hex::encode(b"WRONGGLOBALKEY!!");
+    let bad = ami(
+        home.path(),
+        &[
+            "decode",
+            "--protocol",
+            "dlms",
+            "--hex",
+            frame,
+            "--key",
+            &wrong,
+            "--auth-key",
+            &wrong,
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("authentication"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let none = ami(
+        home.path(),
+        &["decode", "--protocol", "dlms", "--hex", frame],
+    );
+    assert_eq!(none.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("missing key"));
+}
+
+/// One vector of the DLMS file, by id.
+fn ami_vectors_line(id: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(root().join("tests/vectors/dlms/dlms.jsonl")).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["id"] == id)
+        .unwrap()
 }

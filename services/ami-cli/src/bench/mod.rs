@@ -39,6 +39,7 @@ pub enum BenchCommand {
 
 fn vectors_file(dir: &std::path::Path, protocol: &str) -> PathBuf {
     let file = match protocol {
+        "dlms" => "dlms/dlms.jsonl",
         "dsmr" => "dsmr/dsmr.jsonl",
         "iec62056-21" => "iec62056-21/iec62056-21.jsonl",
         other => return dir.join(format!("{other}/{other}.jsonl")),

@@ -1,6 +1,7 @@
 //! Per-protocol readers of the peers' `expected` shapes.
 
 pub mod canonical;
+pub mod dlms;
 pub mod dsmr;
 pub mod iec62056_21;
 
@@ -15,6 +16,7 @@ pub trait PeerFormat: Sync {
 /// The reader for a protocol's vectors, by the protocol name used in plugin manifests.
 pub fn for_protocol(protocol: &str) -> Option<&'static dyn PeerFormat> {
     match protocol {
+        "dlms" => Some(&dlms::DlmsPeers),
         "dsmr" => Some(&dsmr::DsmrParser),
         "iec62056-21" => Some(&iec62056_21::Iec6205621),
         _ => None,
