@@ -12,11 +12,16 @@ use ed25519_dalek::SigningKey;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The workspace root.
+/// The workspace root: the nearest directory above the working directory (cargo runs tests
+/// in their package's directory) whose Cargo.toml holds `[workspace]`. Found at run time, so
+/// a test binary built in one checkout never reads another checkout's files.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
+    let cwd = std::env::current_dir().expect("working directory");
+    cwd.ancestors()
+        .find(|d| {
+            std::fs::read_to_string(d.join("Cargo.toml")).is_ok_and(|t| t.contains("[workspace]"))
+        })
+        .expect("a workspace root above the working directory")
         .to_path_buf()
 }
 

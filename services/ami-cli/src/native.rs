@@ -12,6 +12,9 @@ pub fn decoder(protocol: &str) -> Option<NativeDecoder> {
         "dlms" => Some(|frame, at| ami_dlms::decode(frame, at, &mut ami_domain::crypto::NoKeys)),
         "dsmr" => Some(ami_dsmr::decode),
         "iec62056-21" => Some(ami_iec62056_21::decode),
+        "mbus" | "wmbus" => {
+            Some(|frame, at| ami_mbus::decode(frame, at, &mut ami_domain::crypto::NoKeys))
+        }
         _ => None,
     }
 }

@@ -17,6 +17,8 @@ pub struct Vector {
     pub auth_key: Option<Vec<u8>>,
     /// The whole JSON line, for per-peer fields.
     pub raw: serde_json::Value,
+    /// Why the vector itself is unusable (a frame that is not hex), if it is.
+    pub problem: Option<String>,
 }
 
 /// Why a vectors file could not be read.
@@ -88,10 +90,12 @@ pub fn parse(text: &str) -> Result<Vec<Vector>, VectorError> {
                 reason: "no id".into(),
             })?
             .to_owned();
-        let frame = match (
-            hex_field(&raw, "frame_hex", line_no)?,
-            raw.get("frame_text"),
-        ) {
+        // A frame that is not valid hex makes this one vector fail, not the whole file.
+        let (frame_hex, problem) = match hex_field(&raw, "frame_hex", line_no) {
+            Ok(bytes) => (bytes, None),
+            Err(e) => (Some(Vec::new()), Some(e.to_string())),
+        };
+        let frame = match (frame_hex, raw.get("frame_text")) {
             (Some(bytes), _) => bytes,
             (None, Some(serde_json::Value::String(t))) => t.as_bytes().to_vec(),
             _ => {
@@ -116,6 +120,7 @@ pub fn parse(text: &str) -> Result<Vec<Vector>, VectorError> {
             _ => Vec::new(),
         };
         out.push(Vector {
+            problem,
             key: hex_field(&raw, "key_hex", line_no)?,
             auth_key: hex_field(&raw, "auth_key_hex", line_no)?,
             id,

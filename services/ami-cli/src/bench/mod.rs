@@ -42,6 +42,8 @@ fn vectors_file(dir: &std::path::Path, protocol: &str) -> PathBuf {
         "dlms" => "dlms/dlms.jsonl",
         "dsmr" => "dsmr/dsmr.jsonl",
         "iec62056-21" => "iec62056-21/iec62056-21.jsonl",
+        "mbus" => "mbus/mbus-wired.jsonl",
+        "wmbus" => "wmbus/wmbus.jsonl",
         other => return dir.join(format!("{other}/{other}.jsonl")),
     };
     dir.join(file)

@@ -4,13 +4,23 @@ pub mod canonical;
 pub mod dlms;
 pub mod dsmr;
 pub mod iec62056_21;
+pub mod mbus;
+pub mod wmbus;
 
-use crate::{Expectations, Vector, VectorError};
+use ami_domain::{DecodeError, Decoded};
+
+use crate::{Expectations, Outcome, Vector, VectorError};
 
 /// Turns a peer's `expected` into canonical expectations.
 pub trait PeerFormat: Sync {
     /// The expectations of one vector.
     fn expectations(&self, vector: &Vector) -> Result<Expectations, VectorError>;
+
+    /// Compares a decoder's result with the expectations; peers whose printed values need a
+    /// matching rule of their own (precision, register conventions) override it.
+    fn check(&self, expect: &Expectations, got: &Result<Decoded, DecodeError>) -> Outcome {
+        crate::check(expect, got)
+    }
 }
 
 /// The reader for a protocol's vectors, by the protocol name used in plugin manifests.
@@ -19,6 +29,8 @@ pub fn for_protocol(protocol: &str) -> Option<&'static dyn PeerFormat> {
         "dlms" => Some(&dlms::DlmsPeers),
         "dsmr" => Some(&dsmr::DsmrParser),
         "iec62056-21" => Some(&iec62056_21::Iec6205621),
+        "mbus" => Some(&mbus::Libmbus),
+        "wmbus" => Some(&wmbus::Wmbusmeters),
         _ => None,
     }
 }

@@ -1,5 +1,5 @@
 //! Decodes every plaintext telegram of `tests/vectors/dsmr/dsmr.jsonl` many times and prints
-//! the time per telegram: `cargo run --release -p ami-dsmr --example throughput [ID-PART]`.
+//! the time per telegram: `cargo run --release -p ami-dsmr --example dsmr_throughput [ID-PART]`.
 
 use std::path::Path;
 use std::time::Instant;

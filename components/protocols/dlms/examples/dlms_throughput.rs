@@ -1,5 +1,5 @@
 //! Decodes every plaintext push of `tests/vectors/dlms/dlms.jsonl` many times and prints the
-//! time per frame: `cargo run --release -p ami-dlms --example throughput [ID-PART]`.
+//! time per frame: `cargo run --release -p ami-dlms --example dlms_throughput [ID-PART]`.
 
 use std::path::Path;
 use std::time::Instant;
