@@ -66,6 +66,10 @@ impl Host {
         cfg.wasm_component_model(true)
             .epoch_interruption(true)
             .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        // `AMI_WASM_PROFILER=perfmap` names plugin code in `perf` profiles (/tmp/perf-<pid>.map).
+        if std::env::var("AMI_WASM_PROFILER").is_ok_and(|v| v == "perfmap") {
+            cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&cfg).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let linker = linker(&engine).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let ticker = EpochTicker::start(&engine).map_err(|e| LoadError::Engine(e.to_string()))?;

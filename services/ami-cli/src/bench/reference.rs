@@ -13,8 +13,8 @@ pub struct Reference {
     pub library: String,
     /// Frames per second.
     pub frames_per_s: f64,
-    /// How many of the frames it decoded (the others are left out of its timing).
-    pub decoded: u64,
+    /// The frames it decoded, by index (the others are left out of its timing).
+    pub indices: Vec<usize>,
 }
 
 /// Times the protocol's Python reference on `vectors`' frames for about `seconds`.
@@ -57,6 +57,14 @@ pub fn run(
             .get("frames_per_s")
             .and_then(|r| r.as_f64())
             .context("no rate")?,
-        decoded: answer.get("decoded").and_then(|d| d.as_u64()).unwrap_or(0),
+        indices: answer
+            .get("indices")
+            .and_then(|d| d.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|i| i.as_u64().and_then(|i| usize::try_from(i).ok()))
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }
