@@ -6,7 +6,9 @@
 //!   shipped ones with the local development key, and installs them where `ami` looks;
 //! - `test`: `setup`, `components`, then the whole test suite;
 //! - `lint`: rustfmt and clippy on host crates and on components;
-//! - `up`: `components`, then `ami up` on the embedded defaults.
+//! - `up`: `components`, then `ami up` on the embedded defaults;
+//! - `bench-deps`: a Python virtualenv with the independent decoders `ami bench plugins`
+//!   compares against (dsmr-parser, amshan, pyMeterBus, pymbusparser).
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -31,6 +33,11 @@ fn task() -> Result<()> {
         .split_first()
         .map(|(t, r)| (t.as_str(), r))
         .unwrap_or(("help", &[]));
+    // `cargo xtask up -- --meters 10`: what follows `--` goes to the final command.
+    let rest = match rest.split_first() {
+        Some((dashes, tail)) if dashes == "--" => tail,
+        _ => rest,
+    };
     match task {
         "setup" => setup::run(),
         "components" => components::run().map(|_| ()),
@@ -40,6 +47,7 @@ fn task() -> Result<()> {
             cargo(&["test"], rest)
         }
         "lint" => lint(),
+        "bench-deps" => bench_deps(),
         "up" => {
             components::run()?;
             cargo(&["run", "--release", "-p", "ami-cli", "--", "up"], rest)
@@ -85,6 +93,27 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     if !status.success() {
         bail!("{cmd:?} failed: {status}");
     }
+    Ok(())
+}
+
+/// The reference decoders of `ami bench plugins`, pinned, in `~/.cache/ami-bench-venv`.
+fn bench_deps() -> Result<()> {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let venv = home.join(".cache/ami-bench-venv");
+    if !venv.join("bin/python").is_file() {
+        run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+    }
+    run(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "-q",
+        "dsmr-parser==1.11.2",
+        "amshan==2.1.1",
+        "pyMeterBus==0.8.5",
+        "pymbusparser==0.5.3",
+    ]))?;
+    println!("reference decoders installed in {}", venv.display());
     Ok(())
 }
 

@@ -75,7 +75,7 @@ pub fn run(args: UpArgs, paths: &PathArgs) -> Result<ExitCode> {
     let (mut frames, mut readings, mut rejected) = (0u64, 0u64, 0u64);
     let period = Duration::from_secs_f64(1.0 / args.rate);
     let started = Instant::now();
-    let import_t2 = Obis::new(1, 0, 1, 8, 2, 255);
+    let power = Obis::new(1, 0, 1, 7, 0, 255);
     let mut tick = 0u64;
     while args.ticks == 0 || tick < args.ticks {
         let due = started + period.mul_f64(tick as f64);
@@ -127,7 +127,7 @@ pub fn run(args: UpArgs, paths: &PathArgs) -> Result<ExitCode> {
             .and_then(|id| {
                 latest
                     .get(&id)
-                    .and_then(|r| r.get(&import_t2))
+                    .and_then(|r| r.get(&power))
                     .map(|v| (id, v.clone()))
             });
         println!(
@@ -136,7 +136,7 @@ pub fn run(args: UpArgs, paths: &PathArgs) -> Result<ExitCode> {
             decode_start.elapsed().as_secs_f64() * 1000.0,
             latest.len(),
             sample
-                .map(|(id, v)| format!(" | {}..: 1-0:1.8.2 = {v}", &id[..8.min(id.len())]))
+                .map(|(id, v)| format!(" | {}..: 1-0:1.7.0 = {v}", &id[..8.min(id.len())]))
                 .unwrap_or_default()
         );
         tick += 1;
