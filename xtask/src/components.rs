@@ -111,12 +111,7 @@ fn dev_key(home: &Path) -> Result<SigningKey> {
     } else {
         std::fs::create_dir_all(home)?;
         let key = SigningKey::generate(&mut rand_core::OsRng);
-        std::fs::write(&path, hex::encode(key.to_bytes()))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-        }
+        package::write_secret(&path, &hex::encode(key.to_bytes()))?;
         key
     };
     let trust = home.join("trusted-keys");

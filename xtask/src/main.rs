@@ -52,11 +52,18 @@ fn task() -> Result<()> {
             components::run()?;
             cargo(&["run", "--release", "-p", "ami-cli", "--", "up"], rest)
         }
-        _ => {
-            eprintln!(
-                "usage: cargo xtask <setup|components|test|lint|up> [args for the final cargo command]"
+        "help" | "--help" | "-h" => {
+            println!(
+                "usage: cargo xtask <setup|components|test|lint|up|bench-deps> [args for the final cargo command]"
             );
             Ok(())
+        }
+        other => {
+            eprintln!("xtask: unknown task {other:?}");
+            eprintln!(
+                "usage: cargo xtask <setup|components|test|lint|up|bench-deps> [args for the final cargo command]"
+            );
+            anyhow::bail!("no such task")
         }
     }
 }

@@ -48,7 +48,7 @@ ami_domain::with_unit_variants!(unit_map);
 
 /// Domain quality bits into WIT flags.
 pub fn quality(q: d::Quality) -> t::Quality {
-    t::Quality::from_bits_truncate(q.0.try_into().unwrap_or(u8::MAX))
+    t::Quality::from_bits_truncate(u8::try_from(q.0 & 0xFF).unwrap_or(0))
 }
 
 macro_rules! event_kind_map {

@@ -98,7 +98,13 @@ pub fn run(args: DecodeArgs, paths: &PathArgs) -> Result<ExitCode> {
         received_at_ms: received_at,
         meter_hint: None,
     };
-    let mut results = decoder.decode(&[input])?;
+    let mut results = match decoder.decode(&[input]) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ami: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
     match results.pop() {
         Some(Ok(decoded)) => {
             for line in output::lines(&decoded) {

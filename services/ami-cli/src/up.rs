@@ -44,8 +44,11 @@ pub fn run(args: UpArgs, paths: &PathArgs) -> Result<ExitCode> {
             "NATS_URL={url}: the NATS-backed roles are not built yet; unset NATS_URL for the embedded default"
         );
     }
-    if args.batch == 0 || args.meters == 0 || args.rate <= 0.0 {
-        bail!("--meters, --batch and --rate must be above zero");
+    if args.batch == 0 || args.meters == 0 || args.step_s == 0 {
+        bail!("--meters, --batch and --step-s must be above zero");
+    }
+    if !(args.rate.is_finite() && (0.001..=1000.0).contains(&args.rate)) {
+        bail!("--rate must be between 0.001 and 1000 ticks per second");
     }
     let host = paths.host(Arc::new(MemoryKeyStore::new()))?;
     let decoder = host

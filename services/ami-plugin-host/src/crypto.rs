@@ -13,11 +13,17 @@ use aes_gcm::{AeadInPlace, AesGcm, Nonce, Tag};
 use cmac::{Cmac, Mac};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
 
 use ami_domain::crypto::{Crypto, CryptoError, Kdf, KeyRef, KeyRole};
 
 use crate::bindings::decoder::ami::plugin::crypto as wit;
 use crate::keystore::{Key, KeyStore};
+
+/// Roles that decrypt DLMS APDUs.
+const DLMS_ENCRYPTION: &[KeyRole] = &[KeyRole::DlmsUnicast, KeyRole::DlmsBroadcast];
+/// Roles of M-Bus / OMS keys.
+const MBUS: &[KeyRole] = &[KeyRole::Mbus];
 
 /// The most keys one call may derive (a bound on a plugin's use of host memory).
 pub const MAX_DERIVED_KEYS: usize = 64;
@@ -47,8 +53,23 @@ impl CryptoCtx {
         self.derived.clear();
     }
 
-    fn resolve(&mut self, key: KeyRef<'_>) -> Result<Key, CryptoError> {
+    /// The key named by `key`, if its role may serve `operation`: a plugin can never turn a
+    /// stored key into a raw AES oracle of another protocol (CTR on a DLMS key would expose
+    /// GCM's hash key; CBC on the DLMS master key would unwrap other keys).
+    fn resolve(
+        &mut self,
+        key: KeyRef<'_>,
+        operation: &str,
+        allowed: &[KeyRole],
+    ) -> Result<Key, CryptoError> {
         self.operations += 1;
+        if let KeyRef::Stored { role, .. } = key
+            && !allowed.contains(&role)
+        {
+            return Err(invalid(format!(
+                "a {role:?} key may not be used for {operation}"
+            )));
+        }
         match key {
             KeyRef::Stored { meter, role } => {
                 self.keys
@@ -64,6 +85,28 @@ impl CryptoCtx {
                 .cloned()
                 .ok_or(CryptoError::UnknownHandle(handle)),
         }
+    }
+
+    /// AES-128-CTR with a key whose role is in `allowed`.
+    fn ctr(
+        &mut self,
+        key: KeyRef<'_>,
+        operation: &str,
+        allowed: &[KeyRole],
+        iv: &[u8],
+        data: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        check_len(data.len())?;
+        if iv.len() != 16 {
+            return Err(invalid(format!(
+                "ctr iv must be 16 bytes, got {}",
+                iv.len()
+            )));
+        }
+        let k = self.resolve(key, operation, allowed)?;
+        let mut buf = data.to_vec();
+        ctr::Ctr128BE::<Aes128>::new(k.as_ref().into(), iv.into()).apply_keystream(&mut buf);
+        Ok(buf)
     }
 }
 
@@ -83,7 +126,7 @@ impl Crypto for CryptoCtx {
                 iv.len()
             )));
         }
-        let k = self.resolve(key)?;
+        let k = self.resolve(key, "aes-gcm", DLMS_ENCRYPTION)?;
         let mut buf = ciphertext.to_vec();
         let nonce = Nonce::from_slice(iv);
         let ok = match tag.len() {
@@ -122,7 +165,9 @@ impl Crypto for CryptoCtx {
         let authenticated = security_control & 0x10 != 0;
         let encrypted = security_control & 0x20 != 0;
         let ak = match (authenticated, authentication) {
-            (true, Some(k)) => Some(self.resolve(k)?),
+            (true, Some(k)) => {
+                Some(self.resolve(k, "dlms authentication", &[KeyRole::DlmsAuthentication])?)
+            }
             (true, None) => {
                 return Err(invalid(
                     "authenticated DLMS APDU without an authentication key reference".into(),
@@ -130,7 +175,9 @@ impl Crypto for CryptoCtx {
             }
             (false, _) => None,
         };
-        let mut aad = Vec::with_capacity(17 + if encrypted { 0 } else { data.len() });
+        let mut aad = Zeroizing::new(Vec::with_capacity(
+            17 + if encrypted { 0 } else { data.len() },
+        ));
         aad.push(security_control);
         if let Some(ak) = &ak {
             aad.extend_from_slice(ak.as_ref());
@@ -149,7 +196,13 @@ impl Crypto for CryptoCtx {
                 let mut counter = [0u8; 16];
                 counter[..12].copy_from_slice(&iv);
                 counter[15] = 2;
-                self.aes_ctr_apply(encryption, &counter, data)
+                self.ctr(
+                    encryption,
+                    "dlms encryption",
+                    DLMS_ENCRYPTION,
+                    &counter,
+                    data,
+                )
             }
             (false, false) => Ok(data.to_vec()),
         }
@@ -184,7 +237,7 @@ impl Crypto for CryptoCtx {
                 data.len()
             )));
         }
-        let k = self.resolve(key)?;
+        let k = self.resolve(key, "aes-cbc", MBUS)?;
         let mut buf = data.to_vec();
         cbc::Decryptor::<Aes128>::new(k.as_ref().into(), iv.into())
             .decrypt_padded_mut::<NoPadding>(&mut buf)
@@ -198,17 +251,7 @@ impl Crypto for CryptoCtx {
         iv: &[u8],
         data: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
-        check_len(data.len())?;
-        if iv.len() != 16 {
-            return Err(invalid(format!(
-                "ctr iv must be 16 bytes, got {}",
-                iv.len()
-            )));
-        }
-        let k = self.resolve(key)?;
-        let mut buf = data.to_vec();
-        ctr::Ctr128BE::<Aes128>::new(k.as_ref().into(), iv.into()).apply_keystream(&mut buf);
-        Ok(buf)
+        self.ctr(key, "aes-ctr", MBUS, iv, data)
     }
 
     fn aes_cmac_verify(
@@ -224,7 +267,7 @@ impl Crypto for CryptoCtx {
                 mac.len()
             )));
         }
-        let k = self.resolve(key)?;
+        let k = self.resolve(key, "aes-cmac", MBUS)?;
         let full = cmac(&k, data);
         let prefix = full.get(..mac.len()).unwrap_or(&full);
         if bool::from(prefix.ct_eq(mac)) {
@@ -241,7 +284,14 @@ impl Crypto for CryptoCtx {
                 "more than {MAX_DERIVED_KEYS} keys derived in one call"
             )));
         }
-        let k = self.resolve(key)?;
+        let k = self.resolve(
+            key,
+            "key derivation",
+            match kdf {
+                Kdf::OmsCmac => MBUS,
+                Kdf::AesEcb => &[KeyRole::DlmsMaster, KeyRole::Mbus],
+            },
+        )?;
         let derived: [u8; 16] = match kdf {
             Kdf::OmsCmac => cmac(&k, input),
             Kdf::AesEcb => {
@@ -349,6 +399,9 @@ mod tests {
         let ak: [u8; 16] = core::array::from_fn(|i| 0xD0 + i as u8);
         store.insert("4d4d4d0000bc614e", KeyRole::DlmsUnicast, ek);
         store.insert("4d4d4d0000bc614e", KeyRole::DlmsAuthentication, ak);
+        // Another meter's keys: the right roles, the wrong bytes.
+        store.insert("other", KeyRole::DlmsUnicast, [0x5A; 16]);
+        store.insert("other", KeyRole::DlmsAuthentication, [0xA5; 16]);
         CryptoCtx::new(Arc::new(store))
     }
 
@@ -381,7 +434,10 @@ mod tests {
         );
         let wrong = c.dlms_decrypt(
             stored(KeyRole::DlmsUnicast),
-            Some(stored(KeyRole::DlmsUnicast)),
+            Some(KeyRef::Stored {
+                meter: "other",
+                role: KeyRole::DlmsAuthentication,
+            }),
             0x30,
             &iv,
             &ct,
@@ -394,7 +450,7 @@ mod tests {
     fn gcm_round_trip_and_tamper() {
         let mut c = ctx();
         let k = c
-            .resolve(stored(KeyRole::DlmsUnicast))
+            .resolve(stored(KeyRole::DlmsUnicast), "test", DLMS_ENCRYPTION)
             .unwrap_or_else(|e| panic!("{e:?}"));
         let iv = [7u8; 12];
         let mut buf = b"hello meter".to_vec();
@@ -410,11 +466,43 @@ mod tests {
             c.aes_gcm_decrypt(key, &iv, b"aad", &buf, &bad),
             Err(CryptoError::AuthenticationFailed)
         );
-        let wrong = stored(KeyRole::DlmsAuthentication);
+        let wrong = KeyRef::Stored {
+            meter: "other",
+            role: KeyRole::DlmsUnicast,
+        };
         assert_eq!(
             c.aes_gcm_decrypt(wrong, &iv, b"aad", &buf, &tag),
             Err(CryptoError::AuthenticationFailed)
         );
+    }
+
+    #[test]
+    fn keys_serve_only_their_protocol_operations() {
+        let store = MemoryKeyStore::new();
+        store.insert("m", KeyRole::DlmsUnicast, [1; 16]);
+        store.insert("m", KeyRole::DlmsMaster, [2; 16]);
+        let mut c = CryptoCtx::new(Arc::new(store));
+        let dlms = KeyRef::Stored {
+            meter: "m",
+            role: KeyRole::DlmsUnicast,
+        };
+        let master = KeyRef::Stored {
+            meter: "m",
+            role: KeyRole::DlmsMaster,
+        };
+        // CTR on a GCM key would hand out its keystream (and GCM's hash key).
+        assert!(
+            matches!(c.aes_ctr_apply(dlms, &[0; 16], &[0; 16]), Err(CryptoError::InvalidInput(m)) if m.contains("aes-ctr"))
+        );
+        // CBC decryption under the master key would unwrap every wrapped key.
+        assert!(matches!(
+            c.aes_cbc_decrypt(master, &[0; 16], &[0; 16]),
+            Err(CryptoError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            c.aes_gcm_decrypt(master, &[0; 12], b"", b"", &[0; 12]),
+            Err(CryptoError::InvalidInput(_))
+        ));
     }
 
     #[test]

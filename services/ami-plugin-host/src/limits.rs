@@ -28,27 +28,53 @@ impl Limits {
     }
 }
 
+/// Core instances, memories and tables one plugin store may create (a Rust component has a
+/// handful of each).
+const MAX_CORE_INSTANCES: usize = 64;
+const MAX_MEMORIES: usize = 8;
+const MAX_TABLES: usize = 64;
+
 /// Caps the memories and tables of one store; records when the cap was hit.
 pub(crate) struct MemoryCap {
     pub(crate) limit_bytes: u64,
+    /// Bytes of linear memory the store holds now, over all its memories.
+    pub(crate) used: u64,
     pub(crate) hit: bool,
 }
 
 impl ResourceLimiter for MemoryCap {
+    /// The cap is on the store's total: every linear memory of every core instance counts.
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.limit_bytes {
+        let total = self
+            .used
+            .saturating_sub(current as u64)
+            .saturating_add(desired as u64);
+        if total > self.limit_bytes {
             self.hit = true;
             return Err(wasmtime::Error::msg(format!(
-                "memory cap of {} bytes reached (wanted {desired})",
+                "memory cap of {} bytes reached (the store would hold {total})",
                 self.limit_bytes
             )));
         }
+        self.used = total;
         Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_CORE_INSTANCES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
     }
 
     fn table_growing(

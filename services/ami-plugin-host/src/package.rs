@@ -33,10 +33,43 @@ fn io(path: &Path, e: impl std::fmt::Display) -> LoadError {
     }
 }
 
+/// The largest manifest file read.
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 10;
+/// The largest component file read.
+pub const MAX_COMPONENT_BYTES: u64 = 64 << 20;
+
+/// Reads a regular file of at most `limit` bytes (never a device or an endless stream).
+fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, LoadError> {
+    let meta = std::fs::metadata(path).map_err(|e| io(path, e))?;
+    if !meta.is_file() {
+        return Err(io(path, "not a regular file"));
+    }
+    if meta.len() > limit {
+        return Err(io(
+            path,
+            format!("{} bytes exceeds the limit of {limit}", meta.len()),
+        ));
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            std::fs::File::open(path).map_err(|e| io(path, e))?,
+            limit + 1,
+        ),
+        &mut bytes,
+    )
+    .map_err(|e| io(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(io(path, format!("grew past the limit of {limit} bytes")));
+    }
+    Ok(bytes)
+}
+
 /// Reads and validates a manifest file, without checking its signature.
 pub fn read_manifest(dir: &Path) -> Result<Manifest, LoadError> {
     let path = dir.join(MANIFEST_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+    let text =
+        String::from_utf8(read_bounded(&path, MAX_MANIFEST_BYTES)?).map_err(|e| io(&path, e))?;
     let manifest: Manifest = toml::from_str(&text).map_err(|e| LoadError::Manifest {
         path: path.display().to_string(),
         reason: e.to_string(),
@@ -46,6 +79,18 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, LoadError> {
         reason,
     })?;
     Ok(manifest)
+}
+
+/// Writes a secret (a signing key) to a new file readable by its owner only; never replaces
+/// an existing file.
+pub fn write_secret(path: &Path, text: &str) -> Result<(), LoadError> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| io(path, e))?;
+    file.write_all(text.as_bytes()).map_err(|e| io(path, e))
 }
 
 /// Hex SHA-256 of some bytes.
@@ -59,7 +104,7 @@ impl Package {
         let manifest = read_manifest(dir)?;
         trust.verify(&manifest)?;
         let path = dir.join(&manifest.component);
-        let component = std::fs::read(&path).map_err(|e| io(&path, e))?;
+        let component = read_bounded(&path, MAX_COMPONENT_BYTES)?;
         let actual = sha256_hex(&component);
         if actual != manifest.sha256 {
             return Err(LoadError::DigestMismatch {
@@ -99,13 +144,20 @@ pub fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), LoadError> 
     std::fs::write(&path, text).map_err(|e| io(&path, e))
 }
 
-/// Signs a package in place: checks the component's digest, then writes the signature into
-/// its manifest.
+/// Signs a package in place: checks that the component is the one the manifest was built
+/// for (its sha256), then writes the signature into the manifest.
 pub fn sign(dir: &Path, key: &SigningKey) -> Result<Manifest, LoadError> {
     let mut manifest = read_manifest(dir)?;
     let path = dir.join(&manifest.component);
-    let component = std::fs::read(&path).map_err(|e| io(&path, e))?;
-    manifest.sha256 = sha256_hex(&component);
+    let component = read_bounded(&path, MAX_COMPONENT_BYTES)?;
+    let actual = sha256_hex(&component);
+    if actual != manifest.sha256 {
+        return Err(LoadError::DigestMismatch {
+            plugin: manifest.name.clone(),
+            expected: manifest.sha256.clone(),
+            actual,
+        });
+    }
     manifest.signature = None;
     let sig = key.sign(&manifest.signed_bytes());
     manifest.signature = Some(Signature {
@@ -118,7 +170,7 @@ pub fn sign(dir: &Path, key: &SigningKey) -> Result<Manifest, LoadError> {
 
 /// Reads a signing key file (64 hex digits of the ed25519 secret key).
 pub fn read_signing_key(path: &Path) -> Result<SigningKey, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
+    let text = String::from_utf8(read_bounded(path, 1024)?).map_err(|e| io(path, e))?;
     let bytes: [u8; 32] = hex::decode(text.trim())
         .ok()
         .and_then(|b| b.try_into().ok())

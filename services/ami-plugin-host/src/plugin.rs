@@ -278,7 +278,7 @@ impl Plugin {
         let mut store = new_store(&self.engine, self.keys.clone(), self.limits.memory_bytes);
         store.set_epoch_deadline(deadline_ticks(self.limits.time));
         let fail =
-            |e: wasmtime::Error, store: &Store<State>| classify(&e, store.data(), self.limits);
+            |e: wasmtime::Error, store: &Store<State>| classify(&e, store.data(), 0, self.limits);
         let bound = match &self.pre {
             Pre::Decoder(p) => p.instantiate(&mut store).map(Bound::Decoder),
             Pre::Vee(p) => p.instantiate(&mut store).map(Bound::Vee),
@@ -334,17 +334,23 @@ impl Plugin {
         slot.store
             .set_epoch_deadline(deadline_ticks(self.limits.time));
         slot.store.data_mut().crypto.reset();
+        let stderr_mark = slot.store.data().stderr_len();
         let out = f(&mut slot);
         slot.store.data_mut().crypto.reset();
         let elapsed = start.elapsed();
         let failure = match out {
             Ok(Ok(r)) => {
                 self.counters.record(items, elapsed, None);
-                self.give_back(slot);
+                if slot.store.data().stderr_worn() {
+                    drop(slot);
+                    self.discard();
+                } else {
+                    self.give_back(slot);
+                }
                 return Ok(r);
             }
             Ok(Err(reason)) => CallFailure::MalformedResult { reason },
-            Err(e) => classify(&e, slot.store.data(), self.limits),
+            Err(e) => classify(&e, slot.store.data(), stderr_mark, self.limits),
         };
         self.counters.record(items, elapsed, Some(&failure));
         drop(slot);
@@ -482,7 +488,7 @@ impl Plugin {
 }
 
 /// Names the failure of a call from the engine's error and the store's state.
-fn classify(e: &wasmtime::Error, state: &State, limits: Limits) -> CallFailure {
+fn classify(e: &wasmtime::Error, state: &State, stderr_mark: usize, limits: Limits) -> CallFailure {
     if state.cap.hit {
         return CallFailure::MemoryLimit {
             limit_bytes: state.cap.limit_bytes,
@@ -493,7 +499,7 @@ fn classify(e: &wasmtime::Error, state: &State, limits: Limits) -> CallFailure {
             limit_ms: u64::try_from(limits.time.as_millis()).unwrap_or(u64::MAX),
         };
     }
-    let stderr = state.stderr_text();
+    let stderr = state.stderr_since(stderr_mark);
     if let Some(at) = stderr.find("panicked at") {
         let message: String = stderr[at..].trim().chars().take(1000).collect();
         return CallFailure::Panic { message };

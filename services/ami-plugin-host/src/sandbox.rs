@@ -63,6 +63,7 @@ impl State {
             table: ResourceTable::new(),
             cap: MemoryCap {
                 limit_bytes: memory_bytes,
+                used: 0,
                 hit: false,
             },
             crypto: CryptoCtx::new(keys),
@@ -70,9 +71,21 @@ impl State {
         }
     }
 
-    /// What the plugin printed to stderr, lossily decoded.
-    pub(crate) fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.contents()).into_owned()
+    /// Bytes the plugin has printed to stderr so far.
+    pub(crate) fn stderr_len(&self) -> usize {
+        self.stderr.contents().len()
+    }
+
+    /// What the plugin printed to stderr from byte `from` on, lossily decoded.
+    pub(crate) fn stderr_since(&self, from: usize) -> String {
+        let all = self.stderr.contents();
+        String::from_utf8_lossy(all.get(from..).unwrap_or_default()).into_owned()
+    }
+
+    /// Whether the stderr buffer is half used: the instance is retired before a full buffer
+    /// could make the plugin's own printing fail.
+    pub(crate) fn stderr_worn(&self) -> bool {
+        self.stderr_len() > STDERR_CAP / 2
     }
 }
 

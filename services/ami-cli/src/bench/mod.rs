@@ -54,20 +54,27 @@ fn vectors_file(dir: &std::path::Path, protocol: &str) -> PathBuf {
 /// all contenders alike instead of on whichever ran while it lasted.
 const ROUNDS: usize = 15;
 
-fn rates(secs: f64, contenders: &mut [(usize, &mut dyn FnMut() -> usize)]) -> Vec<f64> {
+fn rates(secs: f64, contenders: &mut [&mut dyn FnMut() -> usize]) -> Vec<f64> {
+    let secs = if secs.is_finite() {
+        secs.clamp(0.05, 3600.0)
+    } else {
+        1.0
+    };
     let slice = Duration::from_secs_f64(secs / ROUNDS as f64);
     let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); contenders.len()];
     let mut sink = 0usize;
-    for (_, f) in contenders.iter_mut() {
+    for f in contenders.iter_mut() {
         sink = sink.wrapping_add(f()); // warm up
     }
     for _ in 0..ROUNDS {
-        for ((items, f), out) in contenders.iter_mut().zip(samples.iter_mut()) {
+        for (f, out) in contenders.iter_mut().zip(samples.iter_mut()) {
             let start = Instant::now();
             let mut n = 0usize;
             while start.elapsed() < slice {
-                sink = sink.wrapping_add(f());
-                n += *items;
+                // Each contender returns how many frames it decoded: failures never count.
+                let done = f();
+                sink = sink.wrapping_add(done);
+                n += done;
             }
             out.push(n as f64 / start.elapsed().as_secs_f64());
         }
@@ -99,6 +106,9 @@ pub fn run(cmd: BenchCommand, paths: &PathArgs) -> Result<ExitCode> {
     });
     if batch == 0 {
         bail!("--batch must be at least 1");
+    }
+    if !(seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0) {
+        bail!("--seconds must be above 0 and at most 3600");
     }
     let host = paths.host(Arc::new(MemoryKeyStore::new()))?;
     let protocols: Vec<String> = if protocol.is_empty() {
@@ -148,16 +158,11 @@ pub fn run(cmd: BenchCommand, paths: &PathArgs) -> Result<ExitCode> {
             .iter()
             .map(|f| native(f, 0).map(|d| d.readings.len()).unwrap_or(0))
             .sum();
-        let mut native_run = || -> usize {
-            frames
-                .iter()
-                .map(|f| native(f, 0).map(|d| d.readings.len()).unwrap_or(0))
-                .sum()
-        };
+        let mut native_run = || -> usize { frames.iter().filter(|f| native(f, 0).is_ok()).count() };
         let mut wasm_run = || -> usize {
             plugin
                 .decode(&inputs)
-                .map(|r| r.iter().flatten().map(|d| d.readings.len()).sum())
+                .map(|r| r.iter().filter(|d| d.is_ok()).count())
                 .unwrap_or(0)
         };
         // The same frames, one call each: what batching saves.
@@ -167,18 +172,14 @@ pub fn run(cmd: BenchCommand, paths: &PathArgs) -> Result<ExitCode> {
                 .map(|i| {
                     plugin
                         .decode(std::slice::from_ref(i))
-                        .map(|r| r.len())
+                        .map(|r| r.iter().filter(|d| d.is_ok()).count())
                         .unwrap_or(0)
                 })
                 .sum()
         };
         let measured = rates(
             seconds * 3.0,
-            &mut [
-                (frames.len(), &mut native_run),
-                (inputs.len(), &mut wasm_run),
-                (inputs.len(), &mut single_run),
-            ],
+            &mut [&mut native_run, &mut wasm_run, &mut single_run],
         );
         let [native_rate, wasm_rate, single_rate] = measured[..] else {
             bail!("benchmark lost its measurements");
@@ -217,13 +218,7 @@ pub fn run(cmd: BenchCommand, paths: &PathArgs) -> Result<ExitCode> {
                         || -> usize { subset.iter().filter(|f| native(f, 0).is_ok()).count() };
                     let mut wasm_sub =
                         || -> usize { plugin.decode(&sub_inputs).map(|r| r.len()).unwrap_or(0) };
-                    let m = rates(
-                        seconds * 2.0,
-                        &mut [
-                            (subset.len(), &mut native_sub),
-                            (sub_inputs.len(), &mut wasm_sub),
-                        ],
-                    );
+                    let m = rates(seconds * 2.0, &mut [&mut native_sub, &mut wasm_sub]);
                     let (n, w) = (
                         m.first().copied().unwrap_or(0.0),
                         m.get(1).copied().unwrap_or(0.0),
