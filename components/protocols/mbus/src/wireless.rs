@@ -40,25 +40,24 @@ pub fn meter_id(manufacturer: u16, id: u32) -> String {
 }
 
 impl LinkHeader {
+    /// The M and A fields as one address (the same shape the long transport header carries).
+    pub fn address(&self) -> crate::tpl::Address {
+        crate::tpl::Address {
+            id: self.id,
+            manufacturer: self.manufacturer,
+            version: self.version,
+            device_type: self.device_type,
+        }
+    }
+
     /// The 8 bytes of M and A as sent, for IVs.
     pub fn address_bytes(&self) -> [u8; 8] {
-        let m = self.manufacturer.to_le_bytes();
-        let i = self.id.to_le_bytes();
-        [
-            m[0],
-            m[1],
-            i[0],
-            i[1],
-            i[2],
-            i[3],
-            self.version,
-            self.device_type,
-        ]
+        self.address().bytes()
     }
 
     /// The meter identity (see [`meter_id`]).
     pub fn meter(&self) -> String {
-        meter_id(self.manufacturer, self.id)
+        self.address().meter()
     }
 }
 
