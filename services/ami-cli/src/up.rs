@@ -35,6 +35,10 @@ pub struct UpArgs {
     /// Frames per call into the decoder component.
     #[arg(long, default_value_t = 256)]
     batch: usize,
+    /// Write the plugins' counters (OpenMetrics text) to this file after every tick, for a
+    /// textfile collector.
+    #[arg(long)]
+    metrics_file: Option<std::path::PathBuf>,
 }
 
 /// Runs `ami up`.
@@ -142,6 +146,12 @@ pub fn run(args: UpArgs, paths: &PathArgs) -> Result<ExitCode> {
                 .map(|(id, v)| format!(" | {}..: 1-0:1.7.0 = {v}", &id[..8.min(id.len())]))
                 .unwrap_or_default()
         );
+        if let Some(path) = &args.metrics_file {
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, host.metrics_text())
+                .and_then(|()| std::fs::rename(&tmp, path))
+                .with_context(|| format!("cannot write metrics to {}", path.display()))?;
+        }
         tick += 1;
     }
     let stats = decoder.stats();

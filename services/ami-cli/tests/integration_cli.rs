@@ -316,6 +316,42 @@ fn integration_cli_wireless_mbus_vectors_meet_their_floor() {
 }
 
 #[test]
+fn integration_cli_up_runs_the_fleet_through_the_decoder() {
+    let home = home_with_shipped();
+    let metrics = home.path().join("metrics.prom");
+    let out = ami(
+        home.path(),
+        &[
+            "up",
+            "--meters",
+            "40",
+            "--ticks",
+            "3",
+            "--rate",
+            "50",
+            "--batch",
+            "16",
+            "--metrics-file",
+            metrics.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains("stopped: 120 frames"), "{text}");
+    assert!(text.contains("0 dead letters"), "{text}");
+    let m = std::fs::read_to_string(&metrics).unwrap();
+    // 40 meters in batches of 16: 3 calls per tick.
+    assert!(
+        m.contains("ami_plugin_calls_total{plugin=\"dsmr\",version=\"0.1.0\"} 9\n"),
+        "{m}"
+    );
+    assert!(
+        m.contains("ami_plugin_errors_total{plugin=\"dsmr\",version=\"0.1.0\"} 0\n"),
+        "{m}"
+    );
+}
+
+#[test]
 fn integration_cli_decode_encrypted_dlms_keys_stay_in_the_host() {
     let home = home_with_shipped();
     let vectors = ami_vectors_line("dlms_cosem-wrapper-glo-cipher-6");

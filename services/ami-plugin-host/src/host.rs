@@ -180,6 +180,18 @@ impl Host {
         all
     }
 
+    /// Every installed plugin's counters in the OpenMetrics text format.
+    pub fn metrics_text(&self) -> String {
+        let plugins = self.plugins();
+        crate::metrics::render_openmetrics(plugins.iter().map(|p| {
+            (
+                p.manifest().name.as_str(),
+                p.manifest().version.as_str(),
+                p.stats(),
+            )
+        }))
+    }
+
     /// The decoder serving a protocol (the first by name if several claim it).
     pub fn decoder_for(&self, protocol: &str) -> Option<Arc<Plugin>> {
         self.plugins().into_iter().find(|p| {

@@ -30,7 +30,7 @@ pub use host::{Host, HostConfig};
 pub use keystore::{Key, KeyRole, KeyStore, MemoryKeyStore};
 pub use limits::Limits;
 pub use manifest::{Manifest, PluginKind, WIT_PACKAGE, WIT_VERSION};
-pub use metrics::PluginStats;
+pub use metrics::{PluginStats, render_openmetrics};
 pub use package::Package;
 pub use plugin::{ComponentInfo, FrameFailure, InputFrame, Plugin, describe};
 pub use trust::TrustStore;

@@ -80,3 +80,94 @@ impl Counters {
         }
     }
 }
+
+/// The counters of `plugins` in the Prometheus / OpenMetrics text format, one series per
+/// plugin version (labels `plugin`, `version`), for a `/metrics` endpoint or a collector.
+pub fn render_openmetrics<'a>(
+    plugins: impl IntoIterator<Item = (&'a str, &'a str, PluginStats)>,
+) -> String {
+    let rows: Vec<(&str, &str, PluginStats)> = plugins.into_iter().collect();
+    let families: [(&str, &str, fn(&PluginStats) -> String); 8] = [
+        ("ami_plugin_calls", "calls into the plugin", |s| {
+            s.calls.to_string()
+        }),
+        (
+            "ami_plugin_items",
+            "frames, series or periods passed in",
+            |s| s.items.to_string(),
+        ),
+        (
+            "ami_plugin_errors",
+            "calls that failed in the sandbox",
+            |s| s.errors.to_string(),
+        ),
+        (
+            "ami_plugin_timeouts",
+            "calls stopped at the time bound",
+            |s| s.timeouts.to_string(),
+        ),
+        (
+            "ami_plugin_memory_limits",
+            "calls stopped at the memory cap",
+            |s| s.memory_limits.to_string(),
+        ),
+        (
+            "ami_plugin_panics",
+            "calls in which the plugin panicked",
+            |s| s.panics.to_string(),
+        ),
+        (
+            "ami_plugin_busy_seconds",
+            "time spent inside the plugin",
+            |s| format!("{:.9}", s.busy_ns as f64 / 1e9),
+        ),
+        ("ami_plugin_instances_created", "instances made", |s| {
+            s.instances_created.to_string()
+        }),
+    ];
+    let escape = |v: &str| {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    let mut out = String::new();
+    for (name, help, value) in families {
+        out.push_str(&format!("# TYPE {name} counter\n# HELP {name} {help}\n"));
+        for (plugin, version, stats) in &rows {
+            out.push_str(&format!(
+                "{name}_total{{plugin=\"{}\",version=\"{}\"}} {}\n",
+                escape(plugin),
+                escape(version),
+                value(stats)
+            ));
+        }
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_one_series_per_plugin_version() {
+        let c = Counters::default();
+        c.record(3, Duration::from_millis(1500), None);
+        c.record(
+            1,
+            Duration::from_millis(10),
+            Some(&CallFailure::Timeout { limit_ms: 10 }),
+        );
+        let text = render_openmetrics([("dsmr", "0.1.0", c.snapshot())]);
+        assert!(
+            text.contains("ami_plugin_calls_total{plugin=\"dsmr\",version=\"0.1.0\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("ami_plugin_timeouts_total{plugin=\"dsmr\",version=\"0.1.0\"} 1\n"));
+        assert!(text.contains(
+            "ami_plugin_busy_seconds_total{plugin=\"dsmr\",version=\"0.1.0\"} 1.510000000\n"
+        ));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
