@@ -81,13 +81,16 @@ impl Counters {
     }
 }
 
+/// A counter family: name, help text, and how to read its value from the counters.
+type Family = (&'static str, &'static str, fn(&PluginStats) -> String);
+
 /// The counters of `plugins` in the Prometheus / OpenMetrics text format, one series per
 /// plugin version (labels `plugin`, `version`), for a `/metrics` endpoint or a collector.
 pub fn render_openmetrics<'a>(
     plugins: impl IntoIterator<Item = (&'a str, &'a str, PluginStats)>,
 ) -> String {
     let rows: Vec<(&str, &str, PluginStats)> = plugins.into_iter().collect();
-    let families: [(&str, &str, fn(&PluginStats) -> String); 8] = [
+    let families: [Family; 8] = [
         ("ami_plugin_calls", "calls into the plugin", |s| {
             s.calls.to_string()
         }),
