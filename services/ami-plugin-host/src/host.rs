@@ -12,13 +12,13 @@ use wasmtime::component::Linker;
 use wasmtime::{Config, Engine};
 
 use crate::error::LoadError;
-use crate::keystore::KeyStore;
 use crate::limits::{EpochTicker, Limits};
 use crate::manifest::PluginKind;
 use crate::package::Package;
 use crate::plugin::Plugin;
 use crate::sandbox::{State, linker};
 use crate::trust::TrustStore;
+use ami_crypto::KeyStore;
 
 /// The operator's bounds on every plugin.
 #[derive(Clone, Debug)]

@@ -7,7 +7,7 @@
 //! fails that one call with a typed [`CallError`]; the host and the other plugins carry on.
 //! Installed plugins live in a [`Host`] registry that replaces a version without dropping calls
 //! in flight. Decoders do their cryptography through the host ([`crypto`]) against keys held by a
-//! [`keystore::KeyStore`]: no key byte ever enters a plugin.
+//! [`KeyStore`]: no key byte ever enters a plugin.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -16,7 +16,6 @@ pub mod convert;
 pub mod crypto;
 pub mod error;
 pub mod host;
-pub mod keystore;
 pub mod limits;
 pub mod manifest;
 pub mod metrics;
@@ -25,9 +24,9 @@ pub mod plugin;
 mod sandbox;
 pub mod trust;
 
+pub use ami_crypto::{CryptoCtx, Key, KeyRole, KeyStore, MemoryKeyStore};
 pub use error::{CallError, CallFailure, LoadError};
 pub use host::{Host, HostConfig};
-pub use keystore::{Key, KeyRole, KeyStore, MemoryKeyStore};
 pub use limits::Limits;
 pub use manifest::{Manifest, PluginKind, WIT_PACKAGE, WIT_VERSION};
 pub use metrics::{PluginStats, render_openmetrics};

@@ -17,12 +17,12 @@ use crate::bindings::vee::exports::ami::plugin::validate as vw;
 use crate::bindings::vee::{VeeRule, VeeRulePre};
 use crate::convert;
 use crate::error::{CallError, CallFailure, LoadError};
-use crate::keystore::KeyStore;
 use crate::limits::{Limits, deadline_ticks};
 use crate::manifest::{Manifest, PluginKind, WIT_PACKAGE, WIT_VERSION};
 use crate::metrics::{Counters, PluginStats};
 use crate::package::Package;
 use crate::sandbox::{GRANTED_IMPORTS, State, new_store};
+use ami_crypto::KeyStore;
 
 /// A frame handed to a decoder.
 #[derive(Clone, Copy, Debug)]

@@ -10,8 +10,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::decoder::ami::plugin::crypto::{self as wit, CryptoError, Kdf, KeyRef};
 use crate::crypto::{CryptoCtx, error_to_wit, key_ref};
-use crate::keystore::KeyStore;
 use crate::limits::MemoryCap;
+use ami_crypto::KeyStore;
 use ami_domain::crypto::Crypto;
 
 /// The most a plugin may print to stderr per instance (its panic message goes there).

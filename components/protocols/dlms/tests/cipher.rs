@@ -205,18 +205,8 @@ fn cipher_push(sc: u8, st: &[u8; 8], ic: u32, plain: &[u8]) -> Result<Vec<u8>, S
             tag.extend_from_slice(&t);
         }
         0x20 => {
-            let mut ctr = [0u8; 16];
-            ctr[..12].copy_from_slice(&iv);
-            ctr[15] = 2;
-            body = Keys::new(&hex::encode(st), DUMMY, DUMMY)
-                .aes_ctr_apply(
-                    ami_domain::crypto::KeyRef::Stored {
-                        meter: &hex::encode(st),
-                        role: ami_domain::crypto::KeyRole::DlmsUnicast,
-                    },
-                    &ctr,
-                    plain,
-                )
+            // Encryption only is GCM's keystream (counter IV ‖ 2 onwards) without the tag.
+            gcm.encrypt_in_place_detached(Nonce::from_slice(&iv), b"", &mut body)
                 .map_err(|e| e.to_string())?;
         }
         _ => return Err("unsupported sc".into()),
