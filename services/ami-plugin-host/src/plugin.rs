@@ -24,6 +24,9 @@ use crate::package::Package;
 use crate::sandbox::{GRANTED_IMPORTS, State, new_store};
 use ami_crypto::KeyStore;
 
+/// How many frames of a failed batch may time out alone before the rest are not retried.
+pub const RETRY_TIMEOUT_BUDGET: usize = 2;
+
 /// A frame handed to a decoder.
 #[derive(Clone, Copy, Debug)]
 pub struct InputFrame<'a> {
@@ -410,27 +413,46 @@ impl Plugin {
 
     /// Decodes a batch and, if the batch call fails in the sandbox, retries each frame alone,
     /// so one poison frame fails only itself and every other frame still decodes.
+    ///
+    /// The retries have a budget: once [`RETRY_TIMEOUT_BUDGET`] frames have run out of time on
+    /// their own, the rest of the batch takes the batch's error without a retry, so a plugin that
+    /// hangs on everything holds a worker for a few time bounds, not one per frame. Every frame
+    /// still gets a result: a decode or the error to dead-letter it with.
     pub fn decode_isolating(
         &self,
         frames: &[InputFrame<'_>],
     ) -> Vec<Result<Decoded, FrameFailure>> {
-        match self.decode(frames) {
-            Ok(results) => results
-                .into_iter()
-                .map(|r| r.map_err(FrameFailure::Decode))
-                .collect(),
-            Err(e) if frames.len() <= 1 => vec![Err(FrameFailure::Call(e))],
-            Err(_) => frames
-                .iter()
-                .map(|f| match self.decode(std::slice::from_ref(f)) {
+        let batch_error = match self.decode(frames) {
+            Ok(results) => {
+                return results
+                    .into_iter()
+                    .map(|r| r.map_err(FrameFailure::Decode))
+                    .collect();
+            }
+            Err(e) if frames.len() <= 1 => return vec![Err(FrameFailure::Call(e))],
+            Err(e) => e,
+        };
+        let mut timeouts = 0;
+        frames
+            .iter()
+            .map(|f| {
+                if timeouts >= RETRY_TIMEOUT_BUDGET {
+                    return Err(FrameFailure::Call(batch_error.clone()));
+                }
+                match self.decode(std::slice::from_ref(f)) {
                     Ok(mut one) => one
                         .pop()
                         .unwrap_or_else(|| Err(DecodeError::Malformed("no result".into())))
                         .map_err(FrameFailure::Decode),
-                    Err(e) => Err(FrameFailure::Call(e)),
-                })
-                .collect(),
-        }
+                    Err(e) => {
+                        if matches!(e.failure, CallFailure::Timeout { .. }) {
+                            timeouts += 1;
+                        }
+                        Err(FrameFailure::Call(e))
+                    }
+                }
+            })
+            .collect()
     }
 
     /// Runs a VEE rule over a series.

@@ -142,6 +142,40 @@ fn integration_sandbox_poison_frame_fails_only_itself() {
 }
 
 #[test]
+fn integration_sandbox_hanging_plugin_costs_a_bounded_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = vendor();
+    let host = host(&[&key], Arc::new(MemoryKeyStore::new()));
+    let hostile = host
+        .install_dir(&shipped_package(
+            dir.path(),
+            "test-plugins/hostile-decoder",
+            "ami-test-hostile-decoder",
+            &key,
+        ))
+        .unwrap();
+    let frames: Vec<InputFrame<'_>> = (0..20).map(|_| frame(b"L")).collect();
+    let start = Instant::now();
+    let results = hostile.decode_isolating(&frames);
+    // The batch, then two frames alone: three time bounds, not twenty-one.
+    assert!(
+        start.elapsed() < Duration::from_millis(200 * 6),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        results.len(),
+        20,
+        "every frame gets a result to dead-letter"
+    );
+    assert!(results.iter().all(|r| matches!(
+        r,
+        Err(FrameFailure::Call(e)) if e.failure == CallFailure::Timeout { limit_ms: 200 }
+    )));
+    assert_eq!(hostile.stats().timeouts, 3);
+}
+
+#[test]
 fn integration_sandbox_operator_bounds_plugin_limits() {
     let dir = tempfile::tempdir().unwrap();
     let key = vendor();
