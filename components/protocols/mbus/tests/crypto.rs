@@ -46,12 +46,12 @@ fn right_wrong_none(id: &str, meter: &str) -> Result<ami_domain::Decoded, String
     let v = vector(id)?;
     let k = key(&v)?;
 
-    let mut keys = TestKeys::default();
-    keys.keys.insert(meter.to_owned(), k);
+    let (store, mut keys) = TestKeys::recorded();
+    store.insert(meter, k);
     let d = ami_mbus::decode(&v.frame, RECEIVED_AT, &mut keys).map_err(|e| format!("{id}: {e}"))?;
     assert_eq!(d.meter.as_deref(), Some(meter));
     assert_eq!(
-        keys.asked,
+        store.asked(),
         [meter],
         "{id}: key looked up under the meter identity"
     );
@@ -167,8 +167,8 @@ fn mode7_frame(master: &[u8; 16], counter: u32) -> Vec<u8> {
 fn mode7_derived_keys_and_cmac() -> Result<(), String> {
     let master = [0x42u8; 16];
     let f = mode7_frame(&master, 0x0102);
-    let mut keys = TestKeys::default();
-    keys.keys.insert("KAM-12345678".into(), master);
+    let (store, mut keys) = TestKeys::recorded();
+    store.insert("KAM-12345678", master);
     let d = ami_mbus::decode(&f, RECEIVED_AT, &mut keys).map_err(|e| e.to_string())?;
     assert!(has(&d, 12345.678, Unit::CubicMetre), "{:?}", d.readings);
 
