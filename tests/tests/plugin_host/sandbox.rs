@@ -4,6 +4,9 @@
 use ami_domain::{DecodeError, Obis, Quantity};
 use ami_e2e::{component, host, host_with, manifest_of, shipped_package, vendor, write_package};
 use ami_plugin_host::{CallFailure, FrameFailure, HostConfig, InputFrame, KeyRole, MemoryKeyStore};
+use ami_plugin_host::{Host, Plugin};
+use ed25519_dalek::SigningKey;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +16,17 @@ fn frame(data: &[u8]) -> InputFrame<'_> {
         received_at_ms: 1_700_000_000_000,
         meter_hint: None,
     }
+}
+
+/// Installs the hostile test decoder, signed by `key`, into `host`.
+fn install_hostile(host: &Host, dir: &Path, key: &SigningKey) -> Arc<Plugin> {
+    host.install_dir(&shipped_package(
+        dir,
+        "test-plugins/hostile-decoder",
+        "ami-test-hostile-decoder",
+        key,
+    ))
+    .unwrap()
 }
 
 fn failure(
@@ -29,14 +43,7 @@ fn integration_sandbox_hostile_calls_fail_alone() {
     let dir = tempfile::tempdir().unwrap();
     let key = vendor();
     let host = host(&[&key], Arc::new(MemoryKeyStore::new()));
-    let hostile = host
-        .install_dir(&shipped_package(
-            dir.path(),
-            "test-plugins/hostile-decoder",
-            "ami-test-hostile-decoder",
-            &key,
-        ))
-        .unwrap();
+    let hostile = install_hostile(&host, dir.path(), &key);
     let acme = host
         .install_dir(&shipped_package(
             dir.path(),
@@ -117,14 +124,7 @@ fn integration_sandbox_poison_frame_fails_only_itself() {
     let dir = tempfile::tempdir().unwrap();
     let key = vendor();
     let host = host(&[&key], Arc::new(MemoryKeyStore::new()));
-    let hostile = host
-        .install_dir(&shipped_package(
-            dir.path(),
-            "test-plugins/hostile-decoder",
-            "ami-test-hostile-decoder",
-            &key,
-        ))
-        .unwrap();
+    let hostile = install_hostile(&host, dir.path(), &key);
     let frames = [frame(b"one"), frame(b"P"), frame(b"three!")];
     let results = hostile.decode_isolating(&frames);
     assert_eq!(results.len(), 3);
@@ -146,14 +146,7 @@ fn integration_sandbox_hanging_plugin_costs_a_bounded_retry() {
     let dir = tempfile::tempdir().unwrap();
     let key = vendor();
     let host = host(&[&key], Arc::new(MemoryKeyStore::new()));
-    let hostile = host
-        .install_dir(&shipped_package(
-            dir.path(),
-            "test-plugins/hostile-decoder",
-            "ami-test-hostile-decoder",
-            &key,
-        ))
-        .unwrap();
+    let hostile = install_hostile(&host, dir.path(), &key);
     let frames: Vec<InputFrame<'_>> = (0..20).map(|_| frame(b"L")).collect();
     let start = Instant::now();
     let results = hostile.decode_isolating(&frames);
@@ -215,14 +208,7 @@ fn integration_sandbox_crypto_by_reference() {
     let key = vendor();
     let keys = Arc::new(MemoryKeyStore::new());
     let host = host(&[&key], keys.clone());
-    let p = host
-        .install_dir(&shipped_package(
-            dir.path(),
-            "test-plugins/hostile-decoder",
-            "ami-test-hostile-decoder",
-            &key,
-        ))
-        .unwrap();
+    let p = install_hostile(&host, dir.path(), &key);
     let k = [0x42u8; 16];
     let iv = [7u8; 12];
     let (ct, tag) = seal(&k, &iv, b"secret reading");
