@@ -6,6 +6,8 @@
 
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
+pub mod nats;
+
 use ami_plugin_host::package::{self, Package};
 use ami_plugin_host::{Host, HostConfig, KeyStore, Manifest, TrustStore};
 use ed25519_dalek::SigningKey;

@@ -2,16 +2,19 @@
 //!
 //! Plugin tooling for vendors (`ami plugin new|build|sign|keygen|inspect|test|list`), frame
 //! decoding through the installed decoder components (`ami decode`), benchmarks
-//! (`ami bench plugins`) and the single-machine platform (`ami up`).
+//! (`ami bench plugins`, `ami bench ingest`), the host runtime's ingest role (`ami host`) and
+//! the single-machine platform (`ami up`).
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod bench;
 mod decode_cmd;
+mod host_cmd;
 mod native;
 mod output;
 mod paths;
+mod platform;
 mod plugin_cmd;
 mod scaffold;
 mod up;
@@ -36,8 +39,10 @@ enum Command {
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
-    /// Run the platform on one machine: simulated meters, decoders, readings.
+    /// Run the platform on one machine: simulated meters, adapter, bus, decoders, readings.
     Up(up::UpArgs),
+    /// The host runtime's ingest role on NATS: raw frames to readings, events, dead letters.
+    Host(host_cmd::HostArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -64,5 +69,6 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Decode(a) => decode_cmd::run(a, &cli.paths),
         Command::Bench(c) => bench::run(c, &cli.paths),
         Command::Up(a) => up::run(a, &cli.paths),
+        Command::Host(a) => host_cmd::run(a, &cli.paths),
     }
 }

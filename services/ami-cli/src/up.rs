@@ -1,165 +1,363 @@
-//! `ami up`: the platform on one machine with no outside services.
+//! `ami up`: the platform on one machine.
 //!
-//! Today it runs the meter fleet simulator and the decoder host in one process: every tick the
-//! virtual meters write their DSMR P1 telegrams, the installed `dsmr` decoder component decodes
-//! them in batches under its sandbox limits, and the latest readings are kept per meter. The
-//! NATS transport, the adapters and the MDMS/HES roles join this loop as they are built.
+//! The meter fleet simulator (DSMR, DLMS, wireless M-Bus and IEC 62056-21 meters, ciphered
+//! where the protocol allows, with their keys in the host's key store) feeds an adapter, whose
+//! spool forwards the frames to the bus; the ingest role decodes them with the installed
+//! decoder components; a readings consumer keeps the latest value per meter and register, and
+//! events and dead letters are counted and shown. Without `NATS_URL` everything runs over the
+//! in-process bus; with it, the same roles use NATS JetStream (and `nats sub 'ami.>'` shows the
+//! traffic).
 
-use ami_domain::Obis;
-use ami_plugin_host::{FrameFailure, InputFrame, MemoryKeyStore};
-use ami_sim::{Fleet, dsmr};
-use anyhow::{Context, Result, bail};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ami_adapter::{Adapter, AdapterConfig, SpoolFrame};
+use ami_bus::{Bus, ConsumerSettings, EventMessage, ReadingsMessage, StreamKind, header};
+use ami_ingest::{Ingest, IngestConfig};
+use ami_plugin_host::MemoryKeyStore;
+use ami_sim::{Fleet, FleetConfig};
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use tokio::sync::watch;
+
 use crate::decode_cmd::now_ms;
-use crate::paths::PathArgs;
+use crate::paths::{PathArgs, ami_home};
+use crate::platform::{BusArgs, runtime, stop_on_signal};
 
 /// Arguments of `ami up`.
 #[derive(clap::Args)]
 pub struct UpArgs {
-    /// Virtual meters in the fleet.
+    /// Virtual meters in the fleet (an even mix of DSMR, DLMS, wM-Bus and IEC 62056-21).
     #[arg(long, default_value_t = 1000)]
     meters: usize,
-    /// Simulated seconds per tick (each meter sends one telegram per tick).
-    #[arg(long, default_value_t = 10)]
+    /// Only DSMR meters.
+    #[arg(long)]
+    dsmr_only: bool,
+    /// Simulated seconds per tick (each meter reports once per tick).
+    #[arg(long, default_value_t = 900)]
     step_s: u32,
     /// Ticks per wall-clock second.
     #[arg(long, default_value_t = 1.0)]
     rate: f64,
-    /// Stop after this many ticks (0: run until interrupted).
+    /// Stop after this many ticks (0: run until Ctrl-C).
     #[arg(long, default_value_t = 0)]
     ticks: u64,
-    /// Frames per call into the decoder component.
-    #[arg(long, default_value_t = 256)]
-    batch: usize,
-    /// Write the plugins' counters (OpenMetrics text) to this file after every tick, for a
-    /// textfile collector.
+    /// Seed of the fleet.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write the plugins' and pipeline's counters (OpenMetrics text) to this file every tick.
     #[arg(long)]
     metrics_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    bus: BusArgs,
+}
+
+/// What the embedded readings consumer keeps.
+#[derive(Default)]
+struct Store {
+    frames: u64,
+    readings: u64,
+    latest: HashMap<String, BTreeMap<String, (String, i64)>>,
+    events: BTreeMap<String, u64>,
+    dead: u64,
+    dead_reasons: Vec<String>,
 }
 
 /// Runs `ami up`.
 pub fn run(args: UpArgs, paths: &PathArgs) -> Result<ExitCode> {
-    if let Ok(url) = std::env::var("NATS_URL") {
-        bail!(
-            "NATS_URL={url}: the NATS-backed roles are not built yet; unset NATS_URL for the embedded default"
-        );
-    }
-    if args.batch == 0 || args.meters == 0 || args.step_s == 0 {
-        bail!("--meters, --batch and --step-s must be above zero");
+    if args.meters == 0 || args.step_s == 0 {
+        bail!("--meters and --step-s must be above zero");
     }
     if !(args.rate.is_finite() && (0.001..=1000.0).contains(&args.rate)) {
         bail!("--rate must be between 0.001 and 1000 ticks per second");
     }
-    let host = paths.host(Arc::new(MemoryKeyStore::new()))?;
-    let decoder = host
-        .decoder_for("dsmr")
-        .context("no installed dsmr decoder (run `cargo xtask components`)")?;
+    runtime()?.block_on(up(args, paths))
+}
+
+fn lock(s: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
+    s.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+async fn up(args: UpArgs, paths: &PathArgs) -> Result<ExitCode> {
+    let mut config = if args.dsmr_only {
+        FleetConfig::dsmr(args.meters)
+    } else {
+        FleetConfig {
+            meters: args.meters,
+            ..FleetConfig::default()
+        }
+    };
+    config.seed = args.seed;
+    let mut fleet = Fleet::with_config(&config).context("fleet configuration")?;
+    let keys = Arc::new(MemoryKeyStore::new());
+    for (meter, role, key) in fleet.key_entries() {
+        keys.insert(&meter, role, key);
+    }
+    let host = Arc::new(paths.host(keys)?);
+    let mut protocols: Vec<&str> = fleet.meters.iter().map(|m| m.protocol.name()).collect();
+    protocols.sort_unstable();
+    protocols.dedup();
+    for p in &protocols {
+        if host.decoder_for(p).is_none() {
+            bail!("no installed decoder for {p} (run `cargo xtask components`)");
+        }
+    }
+    let bus = args.bus.connect(200_000).await?;
+    let spool_dir = ami_home().join("spool").join("sim-1");
+    let adapter = Adapter::open(AdapterConfig::new("sim-1"), &spool_dir)
+        .with_context(|| format!("spool {}", spool_dir.display()))?;
+    let where_bus = match &args.bus.nats_url {
+        Some(url) => format!(
+            "NATS JetStream at {url} (streams {}_*; watch with `nats sub '{}.>'`)",
+            bus.topology()
+                .stream(StreamKind::Raw)
+                .trim_end_matches("_RAW"),
+            bus.topology().root()
+        ),
+        None => "the in-process bus (set NATS_URL to use NATS JetStream)".into(),
+    };
     println!(
-        "ami up: {} simulated DSMR meters -> {}@{} (Wasm, {} MiB / {} ms per call) -> embedded store",
+        "ami up: {} simulated meters ({}) -> adapter sim-1 (spool {}) -> {where_bus}",
         args.meters,
-        decoder.manifest().name,
-        decoder.manifest().version,
-        decoder.limits().memory_bytes >> 20,
-        decoder.limits().time.as_millis()
+        protocols.join(", "),
+        spool_dir.display()
     );
     println!(
-        "  decoders installed: {}",
+        "  -> ingest with decoder components: {}",
         host.plugins()
             .iter()
-            .map(|p| p.manifest().name.as_str())
+            .filter(|p| protocols
+                .iter()
+                .any(|x| p.manifest().protocols.iter().any(|y| y == x)))
+            .map(|p| format!("{}@{}", p.manifest().name, p.manifest().version))
             .collect::<Vec<_>>()
             .join(", ")
     );
+    println!(
+        "  -> readings, events, dead letters on {}.readings.<meter>, {}.events.<kind>.<meter>, {}.dead.<protocol>.<adapter>",
+        bus.topology().root(),
+        bus.topology().root(),
+        bus.topology().root()
+    );
     println!("  one status line per tick; Ctrl-C stops (or --ticks N)");
-    let mut fleet = Fleet::new(args.meters);
+
+    let (stop_tx, stop) = stop_on_signal();
+    let store = Arc::new(Mutex::new(Store::default()));
+    let ingest = Ingest::new(bus.clone(), Arc::clone(&host), IngestConfig::default());
+    let ingest_stats = ingest.stats();
+    let mut tasks = Vec::new();
+    {
+        let (a, b, s) = (adapter.clone(), bus.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move { a.forward(b, s).await }));
+    }
+    {
+        let s = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = ingest.run(s).await {
+                eprintln!("ami up: ingest stopped: {e}");
+            }
+        }));
+    }
+    tasks.push(tokio::spawn(consume_outputs(
+        bus.clone(),
+        Arc::clone(&store),
+        stop.clone(),
+    )));
+
     let step_ms = i64::from(args.step_s) * 1000;
     let mut sim_ms = now_ms() / step_ms * step_ms;
-    let mut latest: HashMap<String, HashMap<Obis, String>> = HashMap::new();
-    let (mut frames, mut readings, mut rejected) = (0u64, 0u64, 0u64);
     let period = Duration::from_secs_f64(1.0 / args.rate);
     let started = Instant::now();
-    let power = Obis::new(1, 0, 1, 7, 0, 255);
     let mut tick = 0u64;
-    while args.ticks == 0 || tick < args.ticks {
-        let due = started + period.mul_f64(tick as f64);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
+    let mut sent = 0u64;
+    let mut stop_watch = stop.clone();
+    while (args.ticks == 0 || tick < args.ticks) && !*stop.borrow() {
+        let due = tokio::time::Instant::from_std(started + period.mul_f64(tick as f64));
+        tokio::select! {
+            () = tokio::time::sleep_until(due) => {}
+            _ = stop_watch.changed() => break,
         }
         sim_ms += step_ms;
-        fleet.step(sim_ms, step_ms);
-        let telegrams: Vec<String> = fleet
-            .meters
-            .iter()
-            .map(|m| dsmr::telegram(m, sim_ms))
+        let t = fleet.tick(sim_ms, step_ms);
+        let frames: Vec<SpoolFrame> = t
+            .uplinks
+            .into_iter()
+            .map(|u| SpoolFrame {
+                protocol: u.protocol.name().to_owned(),
+                meter_hint: None,
+                received_at_ms: u.ts_ms,
+                traceparent: None,
+                data: Bytes::from(u.bytes),
+            })
             .collect();
-        let decode_start = Instant::now();
-        for chunk in telegrams.chunks(args.batch) {
-            let input: Vec<InputFrame<'_>> = chunk
-                .iter()
-                .map(|t| InputFrame {
-                    data: t.as_bytes(),
-                    received_at_ms: sim_ms,
-                    meter_hint: None,
-                })
-                .collect();
-            for result in decoder.decode_isolating(&input) {
-                frames += 1;
-                match result {
-                    Ok(d) => {
-                        readings += d.readings.len() as u64;
-                        let entry = latest.entry(d.meter.unwrap_or_default()).or_default();
-                        for r in d.readings {
-                            entry.insert(r.register, format!("{} {}", r.value, r.unit));
-                        }
-                    }
-                    Err(FrameFailure::Decode(e)) => {
-                        rejected += 1;
-                        eprintln!("  dead letter: {e}");
-                    }
-                    Err(FrameFailure::Call(e)) => {
-                        rejected += 1;
-                        eprintln!("  dead letter: {e}");
-                    }
-                }
-            }
+        sent += frames.len() as u64;
+        if let Err(e) = adapter.accept(frames) {
+            eprintln!("ami up: adapter refused frames: {e}");
         }
-        let sample = fleet
-            .meters
-            .first()
-            .map(|m| m.id.bytes().map(|b| format!("{b:02X}")).collect::<String>())
-            .and_then(|id| {
-                latest
-                    .get(&id)
-                    .and_then(|r| r.get(&power))
-                    .map(|v| (id, v.clone()))
-            });
-        println!(
-            "tick {tick:>5} sim {} | frames {frames} readings {readings} dead letters {rejected} | decode {:.1} ms | meters stored {}{}",
-            ami_domain::time::rfc3339(sim_ms),
-            decode_start.elapsed().as_secs_f64() * 1000.0,
-            latest.len(),
-            sample
-                .map(|(id, v)| format!(" | {}..: 1-0:1.7.0 = {v}", &id[..8.min(id.len())]))
-                .unwrap_or_default()
-        );
+        status(tick, sim_ms, sent, &adapter, &ingest_stats, &store);
         if let Some(path) = &args.metrics_file {
+            let text = format!(
+                "{}{}{}",
+                host.metrics_text(),
+                ingest_stats.openmetrics(),
+                adapter.metrics_text()
+            );
             let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, host.metrics_text())
+            std::fs::write(&tmp, text)
                 .and_then(|()| std::fs::rename(&tmp, path))
                 .with_context(|| format!("cannot write metrics to {}", path.display()))?;
         }
         tick += 1;
     }
-    let stats = decoder.stats();
+    // Let the pipeline drain what was sent (bounded), then stop every role.
+    let drain_until = Instant::now() + Duration::from_secs(10);
+    while !*stop.borrow() && Instant::now() < drain_until {
+        let done = {
+            let s = lock(&store);
+            s.frames + s.dead >= sent
+        };
+        if done && adapter.pending() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    }
+    let s = lock(&store);
     println!(
-        "stopped: {frames} frames, {readings} readings, {rejected} dead letters; decoder calls {} errors {} busy {:.1} ms",
-        stats.calls,
-        stats.errors,
-        stats.busy_ns as f64 / 1e6
+        "stopped: {sent} frames sent, {} decoded into {} readings of {} meters, {} events, {} dead letters",
+        s.frames,
+        s.readings,
+        s.latest.len(),
+        s.events.values().sum::<u64>(),
+        s.dead
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn status(
+    tick: u64,
+    sim_ms: i64,
+    sent: u64,
+    adapter: &Adapter,
+    ingest: &ami_ingest::IngestStats,
+    store: &Mutex<Store>,
+) {
+    let s = lock(store);
+    let sample = s
+        .latest
+        .iter()
+        .min_by_key(|(m, _)| m.as_str())
+        .and_then(|(m, regs)| {
+            regs.iter()
+                .find(|(r, _)| r.starts_with("1-0:1.8.") || r.starts_with("1-0:1.7.0"))
+                .map(|(r, (v, _))| format!(" | {m} {r} = {v}"))
+        })
+        .unwrap_or_default();
+    let events = if s.events.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ({})",
+            s.events
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    println!(
+        "tick {tick:>4} {} | sent {sent} spooled {} decoded {} readings {} events {}{events} dead {} | meters {}{sample}",
+        ami_domain::time::rfc3339(sim_ms),
+        adapter.pending(),
+        ingest.decoded.load(Ordering::Relaxed),
+        s.readings,
+        s.events.values().sum::<u64>(),
+        s.dead,
+        s.latest.len(),
+    );
+    for r in &s.dead_reasons {
+        println!("    dead letter: {r}");
+    }
+}
+
+/// The embedded consumer of readings, events and dead letters.
+async fn consume_outputs(bus: Bus, store: Arc<Mutex<Store>>, stop: watch::Receiver<bool>) {
+    let open = |kind, name: &str| {
+        let bus = bus.clone();
+        let settings = ConsumerSettings::new(name);
+        async move { bus.consumer(kind, &settings).await }
+    };
+    let (Ok(readings), Ok(events), Ok(dead)) = (
+        open(StreamKind::Readings, "ami-up-store").await,
+        open(StreamKind::Events, "ami-up-events").await,
+        open(StreamKind::Dead, "ami-up-dead").await,
+    ) else {
+        eprintln!("ami up: cannot open the output consumers");
+        return;
+    };
+    while !*stop.borrow() {
+        let wait = Duration::from_millis(100);
+        if let Ok(batch) = readings.fetch(2000, wait).await {
+            {
+                let mut s = lock(&store);
+                for d in &batch {
+                    if let Ok(m) = ReadingsMessage::from_message(&d.message) {
+                        s.frames += 1;
+                        s.readings += m.readings.len() as u64;
+                        let regs = s.latest.entry(m.meter.clone()).or_default();
+                        for r in &m.readings {
+                            let value = match r.to_reading() {
+                                Ok(x) => format!("{} {}", x.value, x.unit),
+                                Err(_) => continue,
+                            };
+                            regs.insert(r.register.clone(), (value, r.ts_ms));
+                        }
+                    }
+                }
+            }
+            for d in batch {
+                let _ = d.ack().await;
+            }
+        }
+        if let Ok(batch) = events.fetch(1000, Duration::ZERO).await {
+            {
+                let mut s = lock(&store);
+                for d in &batch {
+                    if let Ok(e) = EventMessage::from_message(&d.message) {
+                        *s.events.entry(e.kind).or_default() += 1;
+                    }
+                }
+            }
+            for d in batch {
+                let _ = d.ack().await;
+            }
+        }
+        if let Ok(batch) = dead.fetch(1000, Duration::ZERO).await {
+            {
+                let mut s = lock(&store);
+                s.dead_reasons.clear();
+                for d in &batch {
+                    s.dead += 1;
+                    if s.dead_reasons.len() < 3 {
+                        let h = &d.message.headers;
+                        s.dead_reasons.push(format!(
+                            "{} {}: {}",
+                            h.get(header::PROTOCOL).unwrap_or("?"),
+                            h.get(header::DEAD_KIND).unwrap_or("?"),
+                            h.get(header::DEAD_REASON).unwrap_or("?")
+                        ));
+                    }
+                }
+            }
+            for d in batch {
+                let _ = d.ack().await;
+            }
+        }
+    }
 }

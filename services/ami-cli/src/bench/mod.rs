@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod ingest;
 mod reference;
 
 use crate::native;
@@ -35,6 +36,9 @@ pub enum BenchCommand {
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/vectors"))]
         vectors: PathBuf,
     },
+    /// The ingest pipeline end to end through NATS JetStream (adapter -> NATS -> host ->
+    /// readings on NATS), next to the raw JetStream publish and consume rates of this machine.
+    Ingest(ingest::IngestBenchArgs),
 }
 
 fn vectors_file(dir: &std::path::Path, protocol: &str) -> PathBuf {
@@ -91,13 +95,16 @@ fn rates(secs: f64, contenders: &mut [&mut dyn FnMut() -> usize]) -> Vec<f64> {
 
 /// Runs a benchmark.
 pub fn run(cmd: BenchCommand, paths: &PathArgs) -> Result<ExitCode> {
-    let BenchCommand::Plugins {
-        protocol,
-        batch,
-        seconds,
-        python,
-        vectors,
-    } = cmd;
+    let (protocol, batch, seconds, python, vectors) = match cmd {
+        BenchCommand::Ingest(args) => return ingest::run(args, paths),
+        BenchCommand::Plugins {
+            protocol,
+            batch,
+            seconds,
+            python,
+            vectors,
+        } => (protocol, batch, seconds, python, vectors),
+    };
     let python = python.or_else(|| {
         let venv = std::env::var_os("HOME")
             .map(PathBuf::from)?

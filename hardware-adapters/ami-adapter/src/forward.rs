@@ -1,0 +1,300 @@
+//! Store and forward: links hand frames to [`Adapter::accept`], which appends them to the
+//! spool; one forwarder task publishes what the spool holds, in order, in batches, each frame
+//! with the de-duplication id `<adapter>:<spool id>:<sequence>`, and moves the spool's ack
+//! mark only once the bus has stored the whole batch. While the bus is away the forwarder
+//! retries with backoff and the spool fills (up to its bound); when it returns the backlog
+//! goes out in order. A batch re-sent after a lost ack is stored once (JetStream drops the
+//! duplicate ids).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use ami_bus::trace::TraceContext;
+use ami_bus::{Bus, RawFrame};
+use tokio::sync::{Notify, watch};
+
+use crate::spool::{Spool, SpoolError, SpoolFrame, SpoolRecord};
+
+/// How an adapter forwards.
+#[derive(Clone, Debug)]
+pub struct AdapterConfig {
+    /// The adapter's name (subject token and part of every frame id).
+    pub name: String,
+    /// Frames per publish batch.
+    pub batch: usize,
+    /// Bound of the spool on disk.
+    pub spool_bytes: u64,
+    /// First and longest wait between retries while the bus is away.
+    pub retry: (Duration, Duration),
+}
+
+impl AdapterConfig {
+    /// Defaults for an adapter named `name`.
+    pub fn new(name: &str) -> Self {
+        AdapterConfig {
+            name: name.to_owned(),
+            batch: 1000,
+            spool_bytes: 1 << 30,
+            retry: (Duration::from_millis(100), Duration::from_secs(5)),
+        }
+    }
+}
+
+/// Counters of an adapter.
+#[derive(Debug, Default)]
+pub struct AdapterStats {
+    /// Frames accepted into the spool.
+    pub accepted: AtomicU64,
+    /// Frames refused (spool full, frame too large).
+    pub refused: AtomicU64,
+    /// Frames the bus stored.
+    pub forwarded: AtomicU64,
+    /// Frames the bus already had (re-sent after a lost ack).
+    pub duplicates: AtomicU64,
+    /// Failed publish attempts.
+    pub publish_errors: AtomicU64,
+    /// Whether the last publish succeeded.
+    pub connected: AtomicBool,
+}
+
+impl AdapterStats {
+    /// The counters as OpenMetrics text, labelled with the adapter's name.
+    pub fn openmetrics(&self, adapter: &str, pending: u64, spool_bytes: u64) -> String {
+        let l = format!(
+            "{{adapter=\"{}\"}}",
+            adapter.replace(['"', '\\', '\n'], "_")
+        );
+        let mut s = String::new();
+        for (name, help, v) in [
+            (
+                "ami_adapter_frames_accepted",
+                "frames accepted into the spool",
+                self.accepted.load(Ordering::Relaxed),
+            ),
+            (
+                "ami_adapter_frames_refused",
+                "frames refused by the spool",
+                self.refused.load(Ordering::Relaxed),
+            ),
+            (
+                "ami_adapter_frames_forwarded",
+                "frames stored by the bus",
+                self.forwarded.load(Ordering::Relaxed),
+            ),
+            (
+                "ami_adapter_frames_duplicate",
+                "frames the bus already had",
+                self.duplicates.load(Ordering::Relaxed),
+            ),
+            (
+                "ami_adapter_publish_errors",
+                "failed publish attempts",
+                self.publish_errors.load(Ordering::Relaxed),
+            ),
+        ] {
+            s.push_str(&format!(
+                "# TYPE {name} counter\n# HELP {name} {help}\n{name}_total{l} {v}\n"
+            ));
+        }
+        s.push_str(&format!(
+            "# TYPE ami_adapter_spool_pending gauge\nami_adapter_spool_pending{l} {pending}\n# TYPE ami_adapter_spool_bytes gauge\nami_adapter_spool_bytes{l} {spool_bytes}\n# TYPE ami_adapter_connected gauge\nami_adapter_connected{l} {}\n",
+            u8::from(self.connected.load(Ordering::Relaxed))
+        ));
+        s
+    }
+}
+
+struct Shared {
+    config: AdapterConfig,
+    spool: Mutex<Spool>,
+    appended: Notify,
+    stats: AdapterStats,
+}
+
+fn lock(m: &Mutex<Spool>) -> MutexGuard<'_, Spool> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// An adapter's spool and forwarder.
+#[derive(Clone)]
+pub struct Adapter {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Adapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Adapter")
+            .field("name", &self.shared.config.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Adapter {
+    /// Opens the adapter's spool in `dir`.
+    pub fn open(config: AdapterConfig, dir: &Path) -> Result<Adapter, SpoolError> {
+        let spool = Spool::open(dir, config.spool_bytes)?;
+        Ok(Adapter {
+            shared: Arc::new(Shared {
+                config,
+                spool: Mutex::new(spool),
+                appended: Notify::new(),
+                stats: AdapterStats::default(),
+            }),
+        })
+    }
+
+    /// The adapter's name.
+    pub fn name(&self) -> &str {
+        &self.shared.config.name
+    }
+
+    /// Its counters.
+    pub fn stats(&self) -> &AdapterStats {
+        &self.shared.stats
+    }
+
+    /// Frames in the spool not yet stored by the bus.
+    pub fn pending(&self) -> u64 {
+        lock(&self.shared.spool).pending()
+    }
+
+    /// Counters and spool state as OpenMetrics text.
+    pub fn metrics_text(&self) -> String {
+        let (pending, bytes) = {
+            let s = lock(&self.shared.spool);
+            (s.pending(), s.bytes())
+        };
+        self.shared
+            .stats
+            .openmetrics(&self.shared.config.name, pending, bytes)
+    }
+
+    /// Takes frames from a link: they are on disk when this returns. Frames without a trace
+    /// context get a new one.
+    pub fn accept(&self, mut frames: Vec<SpoolFrame>) -> Result<u64, SpoolError> {
+        for f in &mut frames {
+            if f.traceparent.is_none() {
+                f.traceparent = Some(TraceContext::new_root().header());
+            }
+        }
+        let n = frames.len() as u64;
+        let result = lock(&self.shared.spool).append(&frames);
+        match &result {
+            Ok(_) => {
+                self.shared.stats.accepted.fetch_add(n, Ordering::Relaxed);
+                self.shared.appended.notify_one();
+            }
+            Err(_) => {
+                self.shared.stats.refused.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+
+    fn to_raw(&self, spool_id: &str, r: SpoolRecord) -> RawFrame {
+        let name = &self.shared.config.name;
+        RawFrame {
+            id: format!("{name}:{spool_id}:{}", r.seq),
+            protocol: r.frame.protocol,
+            adapter: name.clone(),
+            meter_hint: r.frame.meter_hint,
+            received_at_ms: r.frame.received_at_ms,
+            traceparent: r.frame.traceparent,
+            data: r.frame.data,
+        }
+    }
+
+    /// Forwards the spool to `bus` until `stop` turns true, then returns once the batch in
+    /// flight is settled (stored or left in the spool for next time).
+    pub async fn forward(&self, bus: Bus, mut stop: watch::Receiver<bool>) {
+        let cfg = &self.shared.config;
+        let mut backoff = cfg.retry.0;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let read = {
+                let shared = Arc::clone(&self.shared);
+                let batch = cfg.batch.max(1);
+                tokio::task::spawn_blocking(move || {
+                    let mut s = lock(&shared.spool);
+                    let id = s.id().to_owned();
+                    s.unacked(batch).map(|r| (id, r))
+                })
+                .await
+            };
+            let (spool_id, records) = match read {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    tracing::error!(adapter = %cfg.name, error = %e, "cannot read the spool");
+                    sleep_or_stop(&mut stop, backoff).await;
+                    backoff = (backoff * 2).min(cfg.retry.1);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(adapter = %cfg.name, error = %e, "spool reader failed");
+                    return;
+                }
+            };
+            let Some(last) = records.last().map(|r| r.seq) else {
+                let appended = self.shared.appended.notified();
+                tokio::select! {
+                    () = appended => {}
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            };
+            let n = records.len() as u64;
+            let topology = bus.topology().clone();
+            let msgs = records
+                .into_iter()
+                .map(|r| self.to_raw(&spool_id, r).to_message(&topology))
+                .collect();
+            match bus.publish_batch(msgs).await {
+                Ok(report) => {
+                    let stats = &self.shared.stats;
+                    stats
+                        .forwarded
+                        .fetch_add(report.stored as u64, Ordering::Relaxed);
+                    stats
+                        .duplicates
+                        .fetch_add(report.duplicates as u64, Ordering::Relaxed);
+                    stats.connected.store(true, Ordering::Relaxed);
+                    backoff = cfg.retry.0;
+                    let shared = Arc::clone(&self.shared);
+                    let acked =
+                        tokio::task::spawn_blocking(move || lock(&shared.spool).ack(last)).await;
+                    match acked {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            tracing::error!(adapter = %cfg.name, error = %e, "cannot record the ack in the spool; the frames will be re-sent and de-duplicated")
+                        }
+                        Err(e) => {
+                            tracing::error!(adapter = %cfg.name, error = %e, "spool ack task failed")
+                        }
+                    }
+                    tracing::debug!(adapter = %cfg.name, frames = n, last, "forwarded");
+                }
+                Err(e) => {
+                    let stats = &self.shared.stats;
+                    stats.publish_errors.fetch_add(1, Ordering::Relaxed);
+                    if stats.connected.swap(false, Ordering::Relaxed) {
+                        tracing::warn!(adapter = %cfg.name, error = %e, "bus unreachable; frames stay in the spool");
+                    }
+                    sleep_or_stop(&mut stop, backoff).await;
+                    backoff = (backoff * 2).min(cfg.retry.1);
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_or_stop(stop: &mut watch::Receiver<bool>, d: Duration) {
+    tokio::select! {
+        () = tokio::time::sleep(d) => {}
+        _ = stop.changed() => {}
+    }
+}
