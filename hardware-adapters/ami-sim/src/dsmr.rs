@@ -2,25 +2,17 @@
 //! 62056-21 mode D framing, CRC-16/ARC over `/` to `!`).
 
 use ami_domain::checksum::crc16_arc;
-use ami_domain::time::{civil_from_days, days_from_civil};
+use ami_domain::time::civil_from_days;
 use std::fmt::Write;
 
+use crate::clock;
 use crate::fleet::Meter;
-
-fn last_sunday(year: i64, month: u32) -> i64 {
-    let last = days_from_civil(year, month + 1, 1) - 1;
-    // 1970-01-01 was a Thursday: Sunday is (days + 4) % 7 == 0.
-    last - (last + 4).rem_euclid(7)
-}
 
 /// A UTC time as DSMR writes it: local Dutch time `YYMMDDhhmmss` and `S` (CEST) or `W` (CET).
 pub fn timestamp(ts_ms: i64) -> String {
     let secs = ts_ms.div_euclid(1000);
-    let (year, _, _) = civil_from_days(secs.div_euclid(86_400));
-    let start = last_sunday(year, 3) * 86_400 + 3600;
-    let end = last_sunday(year, 10) * 86_400 + 3600;
-    let summer = (start..end).contains(&secs);
-    let local = secs + if summer { 7200 } else { 3600 };
+    let summer = clock::is_summer(secs);
+    let local = secs + clock::offset_s(secs);
     let (y, mo, d) = civil_from_days(local.div_euclid(86_400));
     let rem = local.rem_euclid(86_400);
     format!(
@@ -37,36 +29,42 @@ fn kwh(wh: u64) -> String {
     format!("{:06}.{:03}", wh / 1000, wh % 1000)
 }
 
-/// The meter's telegram at `ts_ms`.
+/// The meter's telegram at true UTC time `ts_ms`, stamped by the meter's own clock: energy
+/// per tariff, the active tariff, power, the power failure counters and log, the relay
+/// state, the firmware version and the gas meter on channel 1.
 pub fn telegram(m: &Meter, ts_ms: i64) -> String {
-    let mut t = String::with_capacity(640);
+    let mut t = String::with_capacity(720);
     let hex_id: String = m.id.bytes().map(|b| format!("{b:02X}")).collect();
-    let ts = timestamp(ts_ms);
+    let ts = timestamp(m.clock_ms(ts_ms));
+    let mut log = format!("({})(0-0:96.7.19)", m.failure_log.len());
+    for e in &m.failure_log {
+        let _ = write!(log, "({})({:010}*s)", timestamp(e.end_ms), e.duration_s);
+    }
     // Writing into a String cannot fail.
     let _ = write!(
         t,
         "/AMI5\\2SIM-P1\r\n\r\n1-3:0.2.8(50)\r\n0-0:1.0.0({ts})\r\n0-0:96.1.1({hex_id})\r\n\
          1-0:1.8.1({}*kWh)\r\n1-0:1.8.2({}*kWh)\r\n1-0:2.8.1({}*kWh)\r\n1-0:2.8.2({}*kWh)\r\n\
          0-0:96.14.0({:04})\r\n1-0:1.7.0({:02}.{:03}*kW)\r\n1-0:2.7.0({:02}.{:03}*kW)\r\n\
-         0-0:96.7.21(00003)\r\n0-0:96.7.9(00001)\r\n1-0:32.7.0({:03}.{}*V)\r\n1-0:31.7.0({:03}*A)\r\n\
-         0-0:96.3.10({})\r\n0-1:24.1.0(003)\r\n0-1:96.1.0({hex_id})\r\n0-1:24.2.1({ts})({:05}.{:03}*m3)\r\n!",
+         0-0:96.7.21({:05})\r\n0-0:96.7.9({:05})\r\n1-0:99.97.0{log}\r\n\
+         1-0:32.7.0({:03}.{}*V)\r\n1-0:31.7.0({:03}*A)\r\n\
+         0-0:96.3.10({})\r\n1-0:0.2.0({})\r\n0-1:24.1.0(003)\r\n0-1:96.1.0({hex_id})\r\n0-1:24.2.1({ts})({:05}.{:03}*m3)\r\n!",
         kwh(m.import_wh[0]),
         kwh(m.import_wh[1]),
         kwh(m.export_wh[0]),
         kwh(m.export_wh[1]),
-        if m.import_wh[1] > m.import_wh[0] {
-            2
-        } else {
-            1
-        },
+        m.active_tariff(ts_ms),
         m.power_w.0 / 1000,
         m.power_w.0 % 1000,
         m.power_w.1 / 1000,
         m.power_w.1 % 1000,
+        m.power_failures.min(99_999),
+        m.long_power_failures.min(99_999),
         230 + (m.power_w.0 % 7),
         m.power_w.0 % 10,
         m.power_w.0 / 230,
         u8::from(m.relay_closed),
+        m.firmware,
         m.gas_l / 1000,
         m.gas_l % 1000,
     );

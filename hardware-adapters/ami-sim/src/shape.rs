@@ -47,3 +47,64 @@ mod tests {
         assert!(pv_w(day + 12 * 3_600_000, 4000.0) > 3000.0);
     }
 }
+
+/// Rooftop PV output with the day's weather: the clear-sky bell of [`pv_w`] times a cloud
+/// factor from 0.3 (overcast) to 1.0 (clear) that depends only on the day and `site`, so the
+/// same site has the same weather however the simulation is stepped.
+pub fn pv_w_weather(ts_ms: i64, peak_w: f64, site: u64) -> f64 {
+    let day = ts_ms.div_euclid(86_400_000) as u64;
+    let clouds = 0.3 + 0.7 * crate::rng::hash_unit(site ^ 0x5EED_C10D, day);
+    pv_w(ts_ms, peak_w) * clouds
+}
+
+/// Electric-vehicle charging in watts for a household whose charger draws `charger_w` (0 =
+/// no EV): on most evenings the car arrives between 17:00 and 20:00 local time and charges
+/// at full power until it has taken 6-30 kWh (so some sessions run past midnight). Arrival
+/// and energy depend only on the day and `household`.
+pub fn ev_w(ts_ms: i64, charger_w: f64, household: u64) -> f64 {
+    if charger_w <= 0.0 {
+        return 0.0;
+    }
+    let local_ms = ts_ms + 3_600_000;
+    let day = local_ms.div_euclid(86_400_000);
+    // Today's session, and yesterday's if it runs past midnight.
+    for d in [day, day - 1] {
+        let du = d as u64;
+        if crate::rng::hash_unit(household, du.wrapping_mul(3)) > 0.7 {
+            continue; // no charging that day
+        }
+        let arrive_h = 17.0 + 3.0 * crate::rng::hash_unit(household, du.wrapping_mul(3) + 1);
+        let kwh = 6.0 + 24.0 * crate::rng::hash_unit(household, du.wrapping_mul(3) + 2);
+        let start = d * 86_400_000 + (arrive_h * 3_600_000.0) as i64;
+        let end = start + (kwh * 1000.0 / charger_w * 3_600_000.0) as i64;
+        if (start..end).contains(&local_ms) {
+            return charger_w;
+        }
+    }
+    0.0
+}
+
+#[cfg(test)]
+mod ev_tests {
+    use super::*;
+
+    #[test]
+    fn ev_charges_in_the_evening_only() {
+        let day0 = 19_000 * 86_400_000i64;
+        let mut evening = 0;
+        let mut morning = 0;
+        for d in 0..60 {
+            let day = day0 + d * 86_400_000;
+            // 19:30 local = 18:30 UTC; 10:00 local = 09:00 UTC.
+            if ev_w(day + 18 * 3_600_000 + 1_800_000, 11_000.0, 42) > 0.0 {
+                evening += 1;
+            }
+            if ev_w(day + 9 * 3_600_000, 11_000.0, 42) > 0.0 {
+                morning += 1;
+            }
+        }
+        assert!(evening > 10, "{evening}");
+        assert_eq!(morning, 0);
+        assert_eq!(ev_w(day0 + 18 * 3_600_000, 0.0, 42), 0.0);
+    }
+}
