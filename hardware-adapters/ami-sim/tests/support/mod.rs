@@ -51,7 +51,12 @@ pub fn keys(fleet: &Fleet) -> CryptoCtx {
 }
 
 /// Decodes a frame of `m` with the decoder crate of its protocol.
-pub fn decode(m: &Meter, frame: &[u8], ts_ms: i64, crypto: &mut CryptoCtx) -> Result<Decoded, DecodeError> {
+pub fn decode(
+    m: &Meter,
+    frame: &[u8],
+    ts_ms: i64,
+    crypto: &mut CryptoCtx,
+) -> Result<Decoded, DecodeError> {
     match m.protocol {
         Protocol::Dsmr => ami_dsmr::decode(frame, ts_ms),
         Protocol::Dlms => ami_dlms::decode(frame, ts_ms, crypto),
@@ -107,7 +112,9 @@ pub fn power(m: &Meter, d: &Decoded) -> Quantity {
 /// The active tariff the frame of `m` reports.
 pub fn tariff(m: &Meter, d: &Decoded) -> String {
     match m.protocol {
-        Protocol::Dsmr => attribute(d, "0-0:96.14.0").trim_start_matches('0').to_owned(),
+        Protocol::Dsmr => attribute(d, "0-0:96.14.0")
+            .trim_start_matches('0')
+            .to_owned(),
         Protocol::Dlms => reading(d, "0-0:96.14.0").value.mantissa.to_string(),
         Protocol::WirelessMbus => reading(d, "1-0:96.14.0").value.mantissa.to_string(),
         Protocol::Iec62056_21 => attribute(d, "1-0:96.14.0").to_owned(),
