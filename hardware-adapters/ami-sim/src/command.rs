@@ -168,6 +168,9 @@ pub enum SimError {
         /// The command.
         command: &'static str,
     },
+    /// A command before the fleet's first step: the fleet has no present time yet.
+    #[error("the fleet has not stepped yet: no time to carry out {0} at")]
+    NotStarted(&'static str),
     /// A time-of-use table the meter cannot hold.
     #[error("invalid time-of-use table: {0}")]
     InvalidTou(String),

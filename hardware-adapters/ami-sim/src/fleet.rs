@@ -1022,18 +1022,22 @@ impl Fleet {
         Tick { events, uplinks }
     }
 
-    /// Sends a downlink command to a meter, carried out at the time of the last step.
+    /// Sends a downlink command to a meter, carried out at the time of the last step (a
+    /// fleet that has not stepped yet answers [`SimError::NotStarted`]; [`Meter::command`]
+    /// takes the time explicitly).
     pub fn command(
         &mut self,
         meter_id: &str,
         command: Command,
     ) -> Result<CommandOutcome, SimError> {
-        let now = self.now_ms.unwrap_or(0);
         let m = self
             .meters
             .iter_mut()
             .find(|m| m.id == meter_id)
             .ok_or_else(|| SimError::UnknownMeter(meter_id.to_owned()))?;
+        let now = self
+            .now_ms
+            .ok_or_else(|| SimError::NotStarted(command.name()))?;
         m.command(now, command)
     }
 }

@@ -7,7 +7,7 @@
 //! | address | value |
 //! | --- | --- |
 //! | `0.0.0` | the serial number ([`Meter::id`]) |
-//! | `0.9.1`, `0.9.2` | the meter's clock, local time `hh:mm:ss` and date `YY-MM-DD` |
+//! | `0.9.1`, `0.9.2` | the meter's clock, local time `hh:mm:ss` and date `YYMMDD` |
 //! | `1.8.0`, `1.8.1`, `1.8.2` | import energy, total and per tariff (`*kWh`, 3 decimals) |
 //! | `2.8.0`, `2.8.1`, `2.8.2` | export energy |
 //! | `1.7.0`, `2.7.0` | import and export power (`*kW`, 3 decimals) |
@@ -43,8 +43,7 @@ fn kw(w: u64) -> String {
 
 /// The meter's readout at true UTC time `ts_ms`: identification and data message.
 pub fn readout(m: &Meter, ts_ms: i64) -> Vec<u8> {
-    let (_, mo, d, h, mi, s, _, _) = clock::fields(clock::local_ms(m.clock_ms(ts_ms)));
-    let (y, ..) = clock::fields(clock::local_ms(m.clock_ms(ts_ms)));
+    let (y, mo, d, h, mi, s, _, _) = clock::fields(clock::local_ms(m.clock_ms(ts_ms)));
     let (imp, exp) = (m.import_wh, m.export_wh);
     let error = match m.tamper {
         None => 0u32,
@@ -55,7 +54,7 @@ pub fn readout(m: &Meter, ts_ms: i64) -> Vec<u8> {
     // Writing into a String cannot fail.
     let _ = write!(
         data,
-        "0.0.0({})\r\n0.9.1({h:02}:{mi:02}:{s:02})\r\n0.9.2({:02}-{mo:02}-{d:02})\r\n\
+        "0.0.0({})\r\n0.9.1({h:02}:{mi:02}:{s:02})\r\n0.9.2({:02}{mo:02}{d:02})\r\n\
          1.8.0({})\r\n1.8.1({})\r\n1.8.2({})\r\n2.8.0({})\r\n2.8.1({})\r\n2.8.2({})\r\n\
          1.7.0({})\r\n2.7.0({})\r\n32.7.0({:03}.{}*V)\r\n31.7.0({:03}.{:02}*A)\r\n\
          96.14.0({})\r\n96.3.10({})\r\nC.7.0({:05})\r\nF.F({error:08X})\r\n0.2.0({})\r\n!\r\n",

@@ -97,6 +97,7 @@ fn set_tou_changes_the_tariff_register() {
         assert_eq!(m.import_wh[1], before[1], "{protocol:?}");
     }
     let mut fleet = calm(Protocol::Dsmr, 1);
+    run(&mut fleet, 1);
     let id = fleet.meters[0].id.clone();
     let bad = fleet.command(&id, Command::SetTou(TouTable::flat(3)));
     assert!(matches!(bad, Err(SimError::InvalidTou(_))), "{bad:?}");
@@ -259,6 +260,11 @@ fn unknown_and_unreachable_meters_are_errors() {
     assert_eq!(
         fleet.command("nope", Command::ReadNow),
         Err(SimError::UnknownMeter("nope".into()))
+    );
+    let id = fleet.meters[0].id.clone();
+    assert_eq!(
+        fleet.command(&id, Command::SetClock(T0)),
+        Err(SimError::NotStarted("set-clock"))
     );
     let cfg = ami_sim::FleetConfig {
         meters: 1,

@@ -165,6 +165,25 @@ fn wmbus_telegram_needs_the_right_key() {
 }
 
 #[test]
+fn wmbus_plaintext_telegram_decodes_without_keys() {
+    let cfg = FleetConfig {
+        meters: 2,
+        mix: ProtocolMix::only(Protocol::WirelessMbus),
+        wmbus_encrypted: false,
+        ..FleetConfig::default()
+    };
+    let mut fleet = Fleet::with_config(&cfg).expect("config");
+    let ts = run(&mut fleet, 3);
+    for m in &fleet.meters {
+        assert!(m.key_entries().is_empty());
+        let frame = ami_sim::frame(m, ts);
+        let d = ami_mbus::decode(&frame, ts, &mut ami_domain::crypto::NoKeys).expect("decodes");
+        assert_eq!(d.meter.as_deref(), Some(m.id.as_str()));
+        assert_reading(&d, "1-0:1.8.0", totals(m).0, Unit::WattHour);
+    }
+}
+
+#[test]
 fn iec62056_21_readout_carries_the_registers() {
     let mut fleet = calm(Protocol::Iec62056_21, 3);
     let ts = run(&mut fleet, 8);
@@ -184,6 +203,11 @@ fn iec62056_21_readout_carries_the_registers() {
         assert_eq!(tariff(m, &d), "2");
         assert_eq!(attribute(&d, "1-0:0.2.0"), ami_sim::fleet::FACTORY_FIRMWARE);
         assert_eq!(attribute(&d, "1-0:96.3.10"), "1");
+        // The meter's clock in local time (CEST in July).
+        let local = m.clock_ms(ts).div_euclid(1000) + 7200;
+        let (h, mi, s) = (local / 3600 % 24, local / 60 % 60, local % 60);
+        assert_eq!(attribute(&d, "1-0:0.9.1"), format!("{h:02}:{mi:02}:{s:02}"));
+        assert_eq!(attribute(&d, "1-0:0.9.2"), "230703");
     }
 }
 
