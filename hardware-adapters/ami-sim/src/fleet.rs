@@ -656,6 +656,8 @@ impl Meter {
         }
         let day_share = step_ms as f64 / 86_400_000.0;
         self.skip_report = false;
+        // The part of the step the meter had supply for.
+        let mut live_ms = step_ms;
         // Outages: the meter dies (last gasp), stays dark, comes back.
         if let Some(until) = self.outage_until_ms {
             if ts_ms < until {
@@ -676,6 +678,7 @@ impl Meter {
                 }
             }
             events.push(self.event(until, SimEventKind::PowerRestored { outage_s }));
+            live_ms = (ts_ms - until).clamp(0, step_ms);
         } else if self.rng.chance(self.faults.outages_per_day * day_share) {
             // 70 % short interruptions (5 s - 3 min), 30 % long ones (3 min - 3 h).
             let secs = if self.rng.chance(0.7) {
@@ -732,7 +735,7 @@ impl Meter {
             (load, pv) = (0.0, 0.0);
         }
         let net = load - pv;
-        let hours = step_ms as f64 / 3_600_000.0;
+        let hours = live_ms as f64 / 3_600_000.0;
         let tariff = usize::from(self.active_tariff(ts_ms).saturating_sub(1));
         if net >= 0.0 {
             self.power_w = (net.round() as u64, 0);
@@ -751,7 +754,7 @@ impl Meter {
             *v += exp as u64;
         }
         // Gas for heating and hot water, about a litre a minute at the evening peak.
-        self.gas_l += (load.min(3000.0) / 900.0 * step_ms as f64 / 60_000.0).round() as u64;
+        self.gas_l += (load.min(3000.0) / 900.0 * live_ms as f64 / 60_000.0).round() as u64;
         events
     }
 
