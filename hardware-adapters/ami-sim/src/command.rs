@@ -95,6 +95,8 @@ pub enum Command {
     /// Limit the import power to this many watts (0 removes the limit); above it the relay
     /// opens until a [`Command::Reconnect`].
     LoadLimit(u64),
+    /// Clear the latched alarms (tamper) from the status words and error registers.
+    ClearAlarms,
     /// One block of a firmware image transfer (DLMS image transfer, IEC 62056-6-2 class 18):
     /// block 0 starts a transfer, the others must follow in order.
     FirmwareBlock {
@@ -126,6 +128,7 @@ impl Command {
             Command::SetTou(_) => "set-tou",
             Command::SetClock(_) => "set-clock",
             Command::LoadLimit(_) => "load-limit",
+            Command::ClearAlarms => "clear-alarms",
             Command::FirmwareBlock { .. } => "firmware-block",
             Command::FirmwareVerify { .. } => "firmware-verify",
             Command::FirmwareActivate => "firmware-activate",

@@ -801,6 +801,10 @@ impl Meter {
                 self.pending.push(e);
                 Ok(CommandOutcome::Done)
             }
+            Command::ClearAlarms => {
+                self.tamper = None;
+                Ok(CommandOutcome::Done)
+            }
             Command::LoadLimit(w) => {
                 self.load_limit_w = (w > 0).then_some(w);
                 Ok(CommandOutcome::Done)

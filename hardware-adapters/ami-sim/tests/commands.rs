@@ -283,3 +283,24 @@ fn unknown_and_unreachable_meters_are_errors() {
         Err(SimError::Unreachable { .. })
     ));
 }
+
+#[test]
+fn tamper_is_latched_until_cleared() {
+    let cfg = ami_sim::FleetConfig {
+        meters: 4,
+        mix: ami_sim::ProtocolMix::only(Protocol::Dlms),
+        tampers_per_day: 1e9,
+        outages_per_day: 0.0,
+        gap_probability: 0.0,
+        ..ami_sim::FleetConfig::default()
+    };
+    let mut fleet = Fleet::with_config(&cfg).expect("config");
+    let ts = run(&mut fleet, 1);
+    let id = fleet.meters[0].id.clone();
+    assert!(fleet.meters[0].tamper.is_some());
+    let d = decoded(&fleet, &fleet.meters[0], ts);
+    assert_ne!(reading(&d, "0-0:97.97.0").value, Quantity::new(0, 0));
+    fleet.command(&id, Command::ClearAlarms).expect("clear");
+    let d = decoded(&fleet, &fleet.meters[0], ts);
+    assert_eq!(reading(&d, "0-0:97.97.0").value, Quantity::new(0, 0));
+}
