@@ -16,7 +16,9 @@
 //! same value, unit and quality is a duplicate and writes nothing; one whose value differs from
 //! the stored original is kept as a new version (source received, flagged
 //! [`ami_domain::Quality::SUSPECT`], reason [`CONFLICTING_REREAD`]) and becomes the latest, while
-//! the original stays in the raw view. Nothing is ever overwritten.
+//! the original stays in the raw view. The latest view shows, per interval, whatever was
+//! recorded last, so a late original replaces an estimate of its gap. Nothing is ever
+//! overwritten.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 

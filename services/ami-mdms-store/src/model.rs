@@ -34,8 +34,10 @@ pub struct IntervalReading {
 pub enum View {
     /// The original as received (version 1); intervals never received are absent.
     Raw,
-    /// The latest version of each interval: an estimate, an edit, a conflicting re-read, or the
-    /// original when it has no later version; intervals only estimated are present.
+    /// The latest version of each interval: of the original and its versions, the one
+    /// recorded last (the higher version number on a tie). So an edit or an estimate replaces
+    /// the original, and an original that arrives after its gap was estimated replaces the
+    /// estimate; intervals only estimated are present.
     Latest,
 }
 

@@ -107,20 +107,19 @@ const READ_RAW: &str = concat!(
       WHERE r.meter = $1 AND r.register = $2 AND r.ts > $3 AND r.ts <= $4 ORDER BY r.ts"
 );
 
+/// Per interval, the most recently recorded of the original and its versions (the higher
+/// version on a tie): an edit beats the original, and an original arriving after a gap was
+/// estimated beats the estimate.
 const READ_LATEST: &str = concat!(
-    "SELECT * FROM (SELECT ",
+    "SELECT DISTINCT ON (ts) * FROM (SELECT ",
     original_cols!("$5"),
     " FROM interval_reading r
       WHERE r.meter = $1 AND r.register = $2 AND r.ts > $3 AND r.ts <= $4
-        AND NOT EXISTS (SELECT 1 FROM reading_version w
-                        WHERE w.meter = r.meter AND w.register = r.register AND w.ts = r.ts)
       UNION ALL SELECT ",
     version_cols!(),
     " FROM reading_version v
       WHERE v.meter = $1 AND v.register = $2 AND v.ts > $3 AND v.ts <= $4
-        AND v.version = (SELECT max(w.version) FROM reading_version w
-                         WHERE w.meter = v.meter AND w.register = v.register AND w.ts = v.ts)
-     ) x ORDER BY ts"
+     ) x ORDER BY ts, at DESC, version DESC"
 );
 
 const READ_HISTORY: &str = concat!(

@@ -111,20 +111,20 @@ const READ_RAW: &str = concat!(
       WHERE r.meter = ?1 AND r.register = ?2 AND r.ts > ?3 AND r.ts <= ?4 ORDER BY r.ts"
 );
 
+/// Per interval, the most recently recorded of the original and its versions (the higher
+/// version on a tie), as on PostgreSQL.
 const READ_LATEST: &str = concat!(
-    "SELECT * FROM (SELECT ",
+    "SELECT ts, version, mantissa, exponent, unit, quality, source, actor, at, reason, method
+     FROM (SELECT *, row_number() OVER (PARTITION BY ts ORDER BY at DESC, version DESC) AS pick
+           FROM (SELECT ",
     original_cols!("?5"),
     " FROM interval_reading r
       WHERE r.meter = ?1 AND r.register = ?2 AND r.ts > ?3 AND r.ts <= ?4
-        AND NOT EXISTS (SELECT 1 FROM reading_version w
-                        WHERE w.meter = r.meter AND w.register = r.register AND w.ts = r.ts)
       UNION ALL SELECT ",
     version_cols!(),
     " FROM reading_version v
-      WHERE v.meter = ?1 AND v.register = ?2 AND v.ts > ?3 AND v.ts <= ?4
-        AND v.version = (SELECT max(w.version) FROM reading_version w
-                         WHERE w.meter = v.meter AND w.register = v.register AND w.ts = v.ts)
-     ) ORDER BY ts"
+      WHERE v.meter = ?1 AND v.register = ?2 AND v.ts > ?3 AND v.ts <= ?4))
+     WHERE pick = 1 ORDER BY ts"
 );
 
 const READ_HISTORY: &str = concat!(

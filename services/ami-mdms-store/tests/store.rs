@@ -380,6 +380,37 @@ async fn raw_and_latest_after_edit_and_estimate<S: MeterDataStore>(s: Arc<S>) {
     assert_eq!(estimated.provenance.source, Source::Estimated);
     assert_eq!(estimated.provenance.method.as_deref(), Some("linear"));
     assert!(estimated.quality.contains(Quality::ESTIMATED));
+
+    // The missing original arrives late: it replaces the estimate in the latest view, and
+    // the estimate stays in the history.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(
+        s.ingest(&[reading("M4", ENERGY, t2, 509)]).await.unwrap(),
+        report(1, 0, 0)
+    );
+    let latest = s.readings("M4", ENERGY, span, View::Latest).await.unwrap();
+    let latest_values: Vec<(i64, i64, u32)> = latest
+        .iter()
+        .map(|r| (r.ts_ms, r.value.mantissa, r.version))
+        .collect();
+    assert_eq!(latest_values, [(t1, 501, 2), (t2, 509, 1), (t3, 520, 1)]);
+    let trail: Vec<u32> = s
+        .history("M4", ENERGY, t2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| v.version)
+        .collect();
+    assert_eq!(trail, [1, 2]);
+    // And an edit made after that replaces it again.
+    assert_eq!(
+        s.add_version("M4", ENERGY, t2, &edit(508, "alice", "register photo"))
+            .await
+            .unwrap(),
+        3
+    );
+    let latest = s.readings("M4", ENERGY, span, View::Latest).await.unwrap();
+    assert_eq!((latest[1].value.mantissa, latest[1].version), (508, 3));
 }
 
 async fn history_keeps_the_original<S: MeterDataStore>(s: Arc<S>) {
