@@ -2,8 +2,10 @@
 //!
 //! 1. raw binary `COPY` into a plain PostgreSQL table with primary key (meter, register, ts),
 //!    the ceiling for this data on this server;
-//! 2. the same rows through `PgStore::ingest` (staging COPY, monthly partitions, idempotent
-//!    merge);
+//! 2. the same rows through `PgStore::ingest` (monthly partitions, the optimistic direct
+//!    COPY), then the same rows again (every batch a re-delivery: all duplicates), then the
+//!    rows through the staging path alone (COPY into staging, idempotent merge) in a fresh
+//!    schema;
 //! 3. the same rows through `SqliteStore::ingest` (a WAL file in a temporary directory).
 //!
 //! Data: 15-minute interval ends crossing a month boundary, many meters with four registers
@@ -151,6 +153,25 @@ async fn store_ingest<S: MeterDataStore>(
     anyhow::ensure!(
         inserted == data.len(),
         "store inserted {inserted} of {} rows",
+        data.len()
+    );
+    Ok(data.len() as f64 / secs)
+}
+
+async fn redeliver<S: MeterDataStore>(
+    store: &S,
+    data: &[IntervalReading],
+    batch: usize,
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let mut duplicates = 0;
+    for chunk in data.chunks(batch) {
+        duplicates += store.ingest(chunk).await?.duplicates;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        duplicates == data.len(),
+        "{duplicates} of {} rows were duplicates",
         data.len()
     );
     Ok(data.len() as f64 / secs)

@@ -247,7 +247,10 @@ impl SqliteStore {
     async fn with_options(options: SqliteConnectOptions, connections: u32) -> Result<Self> {
         let options = options
             .busy_timeout(Duration::from_secs(10))
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // 64 MiB of page cache: interval data arrives time-major but is keyed meter-major,
+            // so each batch touches leaves all over the primary key.
+            .pragma("cache_size", "-65536");
         let pool = SqlitePoolOptions::new()
             .max_connections(connections)
             .min_connections(1)

@@ -81,8 +81,21 @@ where
     F: FnOnce(Arc<PgStore>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    on_postgres_with(false, check).await;
+}
+
+/// As [`on_postgres`], with every batch through the staging table when `staging_only`.
+async fn on_postgres_with<F, Fut>(staging_only: bool, check: F)
+where
+    F: FnOnce(Arc<PgStore>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let db = TestDb::create().await;
-    let store = Arc::new(PgStore::connect(&db.url(), 4).await.unwrap());
+    let mut store = PgStore::connect(&db.url(), 4).await.unwrap();
+    if staging_only {
+        store = store.staging_only();
+    }
+    let store = Arc::new(store);
     store.migrate().await.unwrap();
     let outcome = tokio::spawn(check(store.clone())).await;
     store.close().await;
@@ -103,13 +116,19 @@ where
     check(store).await;
 }
 
-/// `mod $check { postgres, sqlite }`: the generic check once per backend.
+/// `mod $check { postgres, postgres_staging, sqlite }`: the generic check once per backend
+/// (PostgreSQL twice: with the optimistic direct COPY, and with the staging path only).
 macro_rules! on_both {
     ($($check:ident),* $(,)?) => {$(
         mod $check {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 super::on_postgres(|s| async move { super::$check(s).await }).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres_staging() {
+                super::on_postgres_with(true, |s| async move { super::$check(s).await }).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
