@@ -34,6 +34,8 @@ struct Options {
     intervals: usize,
     pg: String,
     sqlite: bool,
+    postgres: bool,
+    sqlite_tx: usize,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -43,6 +45,8 @@ fn options() -> anyhow::Result<Options> {
         intervals: 96,
         pg: "postgres://postgres@127.0.0.1:5432".into(),
         sqlite: true,
+        postgres: true,
+        sqlite_tx: ami_mdms_store::sqlite::ROWS_PER_TX,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -53,6 +57,8 @@ fn options() -> anyhow::Result<Options> {
             "--intervals" => o.intervals = value()?.parse()?,
             "--pg" => o.pg = value()?,
             "--skip-sqlite" => o.sqlite = false,
+            "--skip-postgres" => o.postgres = false,
+            "--sqlite-tx" => o.sqlite_tx = value()?.parse()?,
             other => bail!("unknown option {other:?} (see the example's doc comment)"),
         }
     }
@@ -177,12 +183,71 @@ async fn redeliver<S: MeterDataStore>(
     Ok(data.len() as f64 / secs)
 }
 
+fn line(what: &str, figure: String) {
+    println!("{what:<40} {figure:>14}");
+}
+
 fn rate(r: f64) -> String {
     if r >= 1e6 {
-        format!("{:.2}M", r / 1e6)
+        format!("{:.2}M rows/s", r / 1e6)
     } else {
-        format!("{:.0}k", r / 1e3)
+        format!("{:.0}k rows/s", r / 1e3)
     }
+}
+
+/// The PostgreSQL figures, in a database of their own, dropped at the end.
+async fn postgres(o: &Options, data: &[IntervalReading]) -> anyhow::Result<()> {
+    let db = format!("ami_mdms_bench_{}", std::process::id());
+    let admin = format!("{}/postgres", o.pg);
+    let url = format!("{}/{db}", o.pg);
+    {
+        let mut c = sqlx::PgConnection::connect(&admin)
+            .await
+            .with_context(|| format!("PostgreSQL at {}", o.pg))?;
+        c.execute(AssertSqlSafe(format!("CREATE DATABASE {db}")))
+            .await?;
+        c.close().await?;
+    }
+    let outcome = async {
+        checkpoint(&url).await?;
+        let raw = raw_copy(&url, data, o.batch).await?;
+        line("postgres raw COPY (plain table, PK)", rate(raw));
+        checkpoint(&url).await?;
+        let store = PgStore::connect(&url, 2).await?;
+        let pg = store_ingest(&store, data, o.batch).await?;
+        store.close().await;
+        line("postgres store ingest", rate(pg));
+        line("store / raw", format!("{:.2}", pg / raw));
+        // The same rows again: every batch is now a re-delivery (all duplicates).
+        checkpoint(&url).await?;
+        let store = PgStore::connect(&url, 2).await?;
+        let again = redeliver(&store, data, o.batch).await?;
+        store.close().await;
+        line("postgres re-delivery (all duplicates)", rate(again));
+        // The staging path alone, into a fresh schema.
+        let mut c = sqlx::PgConnection::connect(&url).await?;
+        c.execute("DROP TABLE interval_reading, reading_version, _sqlx_migrations")
+            .await?;
+        c.close().await?;
+        checkpoint(&url).await?;
+        let store = PgStore::connect(&url, 2).await?.staging_only();
+        let staged = store_ingest(&store, data, o.batch).await?;
+        store.close().await;
+        line("postgres store ingest, staging only", rate(staged));
+        line("staging only / raw", format!("{:.2}", staged / raw));
+        anyhow::Ok(())
+    }
+    .await;
+    {
+        let mut c = sqlx::PgConnection::connect(&admin).await?;
+        c.execute(AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+        )))
+        .await?;
+        c.close().await?;
+    }
+    outcome?;
+    Ok(())
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -198,55 +263,18 @@ async fn main() -> anyhow::Result<()> {
         o.batch
     );
 
-    let db = format!("ami_mdms_bench_{}", std::process::id());
-    let admin = format!("{}/postgres", o.pg);
-    let url = format!("{}/{db}", o.pg);
-    {
-        let mut c = sqlx::PgConnection::connect(&admin)
-            .await
-            .with_context(|| format!("PostgreSQL at {}", o.pg))?;
-        c.execute(AssertSqlSafe(format!("CREATE DATABASE {db}")))
-            .await?;
-        c.close().await?;
+    if o.postgres {
+        postgres(&o, &data).await?;
     }
-    let outcome = async {
-        checkpoint(&url).await?;
-        let raw = raw_copy(&url, &data, o.batch).await?;
-        println!(
-            "postgres raw COPY (plain table, PK)   {:>8} rows/s",
-            rate(raw)
-        );
-        checkpoint(&url).await?;
-        let store = PgStore::connect(&url, 2).await?;
-        let pg = store_ingest(&store, &data, o.batch).await?;
-        store.close().await;
-        println!(
-            "postgres store ingest                 {:>8} rows/s",
-            rate(pg)
-        );
-        println!("store / raw                           {:>8.2}", pg / raw);
-        anyhow::Ok(())
-    }
-    .await;
-    {
-        let mut c = sqlx::PgConnection::connect(&admin).await?;
-        c.execute(AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
-        )))
-        .await?;
-        c.close().await?;
-    }
-    outcome?;
 
     if o.sqlite {
         let dir = tempfile::tempdir()?;
-        let store = SqliteStore::open(dir.path().join("bench.db")).await?;
+        let store = SqliteStore::open(dir.path().join("bench.db"))
+            .await?
+            .rows_per_tx(o.sqlite_tx);
         let lite = store_ingest(&store, &data, o.batch).await?;
         store.close().await;
-        println!(
-            "sqlite store ingest (WAL file)        {:>8} rows/s",
-            rate(lite)
-        );
+        line("sqlite store ingest (WAL file)", rate(lite));
     }
     Ok(())
 }

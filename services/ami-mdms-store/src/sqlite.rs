@@ -3,8 +3,9 @@
 //!
 //! Ingest writes in transactions of [`ROWS_PER_TX`] rows with multi-row `INSERT ... ON
 //! CONFLICT DO NOTHING` statements; a chunk where some rows were not new goes once more
-//! through a temporary staging table to find and keep conflicting re-reads. Writes are
-//! serialised in-process (SQLite has one writer); reads run beside them under WAL.
+//! through a temporary staging table to find and keep conflicting re-reads. Writes go through
+//! one dedicated connection (SQLite has one writer, and a connection keeps its page cache only
+//! while no other connection writes); reads use a pool beside it under WAL.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -16,7 +17,6 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Executor, Sqlite, Transaction};
-use tokio::sync::Mutex;
 
 use crate::MeterDataStore;
 use crate::error::{Result, StoreError};
@@ -25,7 +25,7 @@ use crate::model::{
     Source, Span, StoredReading, View, quality_code, register_key,
 };
 
-/// Rows written per transaction.
+/// Rows written per transaction, unless [`SqliteStore::rows_per_tx`] says otherwise.
 pub const ROWS_PER_TX: usize = 10_000;
 /// The largest multi-row statement, in rows (8 parameters each); smaller pieces are powers of two.
 const MAX_ROWS_PER_STMT: usize = 256;
@@ -221,10 +221,14 @@ async fn insert_rows(
     Ok(inserted)
 }
 
-/// The embedded store: a pool on one SQLite database and the in-process writer lock.
+/// The embedded store: a writer connection and a pool of readers on one SQLite database.
 pub struct SqliteStore {
+    /// Readers (the writer itself for an in-memory store).
     pool: SqlitePool,
-    writer: Mutex<()>,
+    /// One connection for every write, so its page cache stays valid between transactions
+    /// (SQLite drops a connection's cache whenever another connection wrote).
+    writer: SqlitePool,
+    rows_per_tx: usize,
 }
 
 impl SqliteStore {
@@ -235,16 +239,27 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal);
-        Self::with_options(options, 4).await
+        let writer = Self::pool(options.clone(), 1).await?;
+        let pool = Self::pool(options, 4).await?;
+        Ok(Self::new(pool, writer))
     }
 
     /// A store in memory, gone when dropped: one connection holds the database.
     pub async fn in_memory() -> Result<Self> {
         let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
-        Self::with_options(options, 1).await
+        let pool = Self::pool(options, 1).await?;
+        Ok(Self::new(pool.clone(), pool))
     }
 
-    async fn with_options(options: SqliteConnectOptions, connections: u32) -> Result<Self> {
+    fn new(pool: SqlitePool, writer: SqlitePool) -> Self {
+        Self {
+            pool,
+            writer,
+            rows_per_tx: ROWS_PER_TX,
+        }
+    }
+
+    async fn pool(options: SqliteConnectOptions, connections: u32) -> Result<SqlitePool> {
         let options = options
             .busy_timeout(Duration::from_secs(10))
             .pragma("temp_store", "memory")
@@ -264,27 +279,31 @@ impl SqliteStore {
             })
             .connect_with(options)
             .await?;
-        Ok(Self {
-            pool,
-            writer: Mutex::new(()),
-        })
+        Ok(pool)
     }
 
-    /// The connection pool, for queries this API does not cover.
-    pub fn pool(&self) -> &SqlitePool {
+    /// This store writing `rows` rows per transaction (at least 1). Larger transactions
+    /// rewrite each B-tree page less often when a batch's keys are spread over the table.
+    pub fn rows_per_tx(mut self, rows: usize) -> Self {
+        self.rows_per_tx = rows.max(1);
+        self
+    }
+
+    /// The readers' connection pool, for queries this API does not cover.
+    pub fn readers(&self) -> &SqlitePool {
         &self.pool
     }
 
-    /// Closes the pool's connections (an in-memory store loses its data).
+    /// Closes the connections (an in-memory store loses its data).
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 
     /// Writes one chunk of a round (keys unique) in one transaction.
     async fn ingest_chunk(&self, chunk: &[&IntervalReading]) -> Result<IngestReport> {
-        let _writer = self.writer.lock().await;
         let received_at = now_ms();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let inserted = insert_rows(&mut tx, "interval_reading", chunk, received_at).await?;
         let inserted = usize::try_from(inserted).unwrap_or(usize::MAX);
         let mut conflicts = 0;
@@ -314,7 +333,7 @@ impl SqliteStore {
 
 impl MeterDataStore for SqliteStore {
     async fn migrate(&self) -> Result<()> {
-        MIGRATOR.run(&self.pool).await?;
+        MIGRATOR.run(&self.writer).await?;
         Ok(())
     }
 
@@ -327,7 +346,7 @@ impl MeterDataStore for SqliteStore {
             ..IngestReport::default()
         };
         for round in &plan.rounds {
-            for chunk in round.chunks(ROWS_PER_TX) {
+            for chunk in round.chunks(self.rows_per_tx) {
                 report.add(self.ingest_chunk(chunk).await?);
             }
         }
@@ -366,8 +385,7 @@ impl MeterDataStore for SqliteStore {
         version: &NewVersion,
     ) -> Result<u32> {
         version.check(meter, ts_ms)?;
-        let _writer = self.writer.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let number: i32 = sqlx::query_scalar(INSERT_VERSION)
             .bind(meter)
             .bind(register_key(register))

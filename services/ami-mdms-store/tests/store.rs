@@ -732,7 +732,7 @@ async fn sqlite_file_is_wal_and_persists() {
         let s = SqliteStore::open(&path).await.unwrap();
         s.migrate().await.unwrap();
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(s.pool())
+            .fetch_one(s.readers())
             .await
             .unwrap();
         assert_eq!(mode, "wal");
