@@ -8,8 +8,10 @@
 //! and a SMALLINT exponent), never floats; a timestamp is an interval's end, UTC.
 //!
 //! Two backends keep the same semantics: [`PgStore`] (PostgreSQL, the interval table range
-//! partitioned by month with partitions made on demand, bulk ingest by binary `COPY` into a
-//! staging table) and [`SqliteStore`] (embedded SQLite in WAL mode, the single-machine default).
+//! partitioned by month with partitions made on demand, bulk ingest by binary `COPY`: straight
+//! into the partitions for a batch of new readings, through a staging table and an idempotent
+//! merge otherwise) and [`SqliteStore`] (embedded SQLite in WAL mode, the single-machine
+//! default).
 //! [`AnyStore`] picks one from a URL.
 //!
 //! Ingest is idempotent on (meter, register, interval end): a reading already stored with the
