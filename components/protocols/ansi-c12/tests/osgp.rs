@@ -167,3 +167,14 @@ fn c1222_apdu_elements() {
         "{got:?}"
     );
 }
+
+/// The README's `ami decode --protocol osgp` example: this report, sequence 41, under the
+/// key `6f7367702d70736b2d746573742d3031` ("osgp-psk-test-01").
+const README_OSGP: &str = "02000ab012345600000029e1958d6b5da1465b8e5ea68579ee1aff677f01be7ce0c2f6789ebd82c9a0dfb94dd6a37cc38273ae";
+
+#[test]
+fn readme_osgp_example() {
+    let frame = encrypt(&KEY, 41, &report());
+    assert_eq!(hex::encode(&frame), README_OSGP);
+    assert_eq!(hex::encode(KEY), "6f7367702d70736b2d746573742d3031");
+}

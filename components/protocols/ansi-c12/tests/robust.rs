@@ -137,11 +137,21 @@ fn assert_sane(input: &[u8], identity: bool) {
     }
 }
 
+/// Every seed decodes; with `AMI_FUZZ_SEEDS` set (the fuzz project's `seed-corpus.sh`), the
+/// seeds are also written there as fuzz inputs (first byte: the key provider).
 #[test]
 fn seeds_decode() {
+    let dir = std::env::var_os("AMI_FUZZ_SEEDS").map(std::path::PathBuf::from);
     for (i, f) in frames().iter().enumerate() {
         let got = ami_ansi_c12::decode(f, 0, &mut Identity);
         assert!(got.is_ok(), "seed {i}: {got:?}");
+        if let Some(dir) = &dir {
+            for mode in [0u8, 1] {
+                let mut input = vec![mode];
+                input.extend_from_slice(f);
+                std::fs::write(dir.join(format!("table-seed-{i}-{mode}")), input).unwrap();
+            }
+        }
     }
 }
 

@@ -348,3 +348,21 @@ fn declared_dimensions_do_not_drive_allocation() {
     let d = ami_ansi_c12::decode(&frame, AT, &mut NoKeys).unwrap();
     assert!(d.events.is_empty());
 }
+
+/// The README's `ami decode --protocol ansi-c12` C12.22 example: a meter (`.1.2.3`) writing
+/// ST 12 (one source: Wh, Q1+Q4), ST 21 (one summation), ST 22 and ST 23 (1234567).
+#[test]
+fn readme_c1222_example() {
+    let frame = hex::decode(
+        "6043a6058003010203a803020107be3528338131800a40000c000400400200be10400015000a0000000100\
+         0000000000ff07400016000100000a400017000487d612009100",
+    )
+    .unwrap();
+    let d = ami_ansi_c12::decode(&frame, AT, &mut NoKeys).unwrap();
+    assert_eq!(d.meter.as_deref(), Some(".1.2.3"));
+    let r = reading(&d, "1-0:1.8.0");
+    assert_eq!(
+        (r[0].value, r[0].unit),
+        (Quantity::new(1_234_567, 0), Unit::WattHour)
+    );
+}
