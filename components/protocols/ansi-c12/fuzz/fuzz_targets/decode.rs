@@ -12,16 +12,42 @@ use libfuzzer_sys::fuzz_target;
 struct Identity;
 
 impl Crypto for Identity {
-    fn aes_gcm_decrypt(&mut self, _: KeyRef<'_>, _: &[u8], _: &[u8], c: &[u8], _: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    fn aes_gcm_decrypt(
+        &mut self,
+        _: KeyRef<'_>,
+        _: &[u8],
+        _: &[u8],
+        c: &[u8],
+        _: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
         Ok(c.to_vec())
     }
-    fn dlms_decrypt(&mut self, _: KeyRef<'_>, _: Option<KeyRef<'_>>, _: u8, _: &[u8], d: &[u8], _: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    fn dlms_decrypt(
+        &mut self,
+        _: KeyRef<'_>,
+        _: Option<KeyRef<'_>>,
+        _: u8,
+        _: &[u8],
+        d: &[u8],
+        _: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
         Ok(d.to_vec())
     }
-    fn aes_gmac_verify(&mut self, _: KeyRef<'_>, _: &[u8], _: &[u8], _: &[u8]) -> Result<(), CryptoError> {
+    fn aes_gmac_verify(
+        &mut self,
+        _: KeyRef<'_>,
+        _: &[u8],
+        _: &[u8],
+        _: &[u8],
+    ) -> Result<(), CryptoError> {
         Ok(())
     }
-    fn aes_cbc_decrypt(&mut self, _: KeyRef<'_>, _: &[u8], d: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    fn aes_cbc_decrypt(
+        &mut self,
+        _: KeyRef<'_>,
+        _: &[u8],
+        d: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
         Ok(d.to_vec())
     }
     fn aes_ctr_apply(&mut self, _: KeyRef<'_>, _: &[u8], d: &[u8]) -> Result<Vec<u8>, CryptoError> {
@@ -45,7 +71,9 @@ fuzz_target!(|data: &[u8]| {
         ami_ansi_c12::decode(frame, 1_700_000_000_000, &mut Identity)
     };
     match got {
-        Ok(d) => assert!(d.readings.len() + d.attributes.len() + d.events.len() <= 2 * frame.len() + 8),
+        Ok(d) => {
+            assert!(d.readings.len() + d.attributes.len() + d.events.len() <= 2 * frame.len() + 8)
+        }
         Err(
             DecodeError::Truncated(m)
             | DecodeError::Checksum(m)
