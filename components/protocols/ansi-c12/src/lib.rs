@@ -108,14 +108,18 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The attributes that describe a PSEM service (never a password).
-fn describe(service: &Service<'_>, out: &mut Decoded) {
+/// The attributes that describe a PSEM service (never a password): its name and table, and
+/// with `detailed` (a frame of one service) its offset, count, data and checksum.
+fn describe(service: &Service<'_>, detailed: bool, out: &mut Decoded) {
     let mut put = |o: Obis, v: String| out.attributes.push((o, v));
     match service {
         Service::Request(req) => {
             put(reg::SERVICE, req.name().into());
             if let Some(t) = req.table() {
                 put(reg::TABLE, t.to_string());
+            }
+            if !detailed {
+                return;
             }
             match req {
                 Request::ReadOffset { offset, count, .. } => {
@@ -143,6 +147,9 @@ fn describe(service: &Service<'_>, out: &mut Decoded) {
             put(reg::SERVICE, resp.code.name().into());
             if !resp.code.is_ok() {
                 put(reg::MEANING, resp.code.meaning().into());
+            }
+            if !detailed {
+                return;
             }
             if let ResponseBody::Table(d) = &resp.body {
                 put(reg::COUNT, d.data.len().to_string());
@@ -173,7 +180,7 @@ fn services(items: &[&[u8]], tables: &mut TableSet, out: &mut Decoded) -> Result
             let answers = pending.as_ref().map(Answers::of);
             Service::Response(Response::parse(bytes, answers)?)
         };
-        describe(&service, out);
+        describe(&service, items.len() == 1, out);
         match service {
             Service::Request(req) => {
                 match &req {
@@ -220,8 +227,9 @@ pub fn decode_c1218(frame: &[u8], received_at_ms: i64) -> Result<Decoded, Error>
     let messages = packet::reassemble(&packets);
     let mut tables = TableSet::default();
     let mut items: Vec<&[u8]> = Vec::new();
+    let single = messages.len() == 1;
     for m in &messages {
-        if m.packets > 1 {
+        if m.packets > 1 && single {
             out.attributes.push((reg::MESSAGE, hex(&m.data)));
         }
         if m.incomplete {

@@ -261,8 +261,12 @@ fn st64_intervals_from_a_c1218_session() {
     );
     assert_eq!(ch2[3].quality, Quality::SUSPECT);
     assert_eq!(ch2[6].value, q(3200));
-    // The response of ST 64 came as a multi-packet message.
-    assert!(!attr(&d, "0-0:128.18.7").is_empty());
+    // The responses came as multi-packet messages, all complete.
+    assert!(attr(&d, "0-0:128.18.8").is_empty());
+    assert_eq!(
+        attr(&d, "0-0:128.20.2"),
+        ["0", "12", "61", "62", "63", "64"]
+    );
 }
 
 /// ST 71 / ST 76 pushed over C12.22: an event log of 4 entries, 3 valid, the newest at
