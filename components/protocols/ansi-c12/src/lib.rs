@@ -4,8 +4,9 @@
 //!
 //! [`decode`] takes one frame and tells the three forms apart by their first byte:
 //!
-//! * `0xEE`: a C12.18 packet, or a capture of a C12.18/C12.21 session (packets back to back,
-//!   the ACK/NAK bytes of the other side between them; [`packet`]). Multi-packet messages
+//! * `0xEE` (or an ACK `0x06` / NAK `0x15` before it): a C12.18 packet, or a capture of a
+//!   C12.18/C12.21 session (packets back to back, the ACK/NAK bytes of the other side between
+//!   them; [`packet`]). Multi-packet messages
 //!   are reassembled, each message is a PSEM service ([`psem`]), and a read response is
 //!   paired with the read request before it.
 //! * `0x60`: a C12.22 ACSE APDU ([`c1222`]) whose EPSEM holds PSEM services. The calling AP
@@ -307,7 +308,7 @@ pub fn decode(
     crypto: &mut dyn Crypto,
 ) -> Result<Decoded, DecodeError> {
     let got = match frame.first() {
-        Some(&packet::STP) => decode_c1218(frame, received_at_ms),
+        Some(&(packet::STP | packet::ACK | packet::NAK)) => decode_c1218(frame, received_at_ms),
         Some(0x60) => decode_c1222(frame, received_at_ms),
         Some(0x00..=0x02) => decode_osgp(frame, received_at_ms, crypto),
         Some(other) => Err(Error::Unsupported(format!(

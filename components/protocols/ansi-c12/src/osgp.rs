@@ -1,6 +1,11 @@
 //! OSGP (Open Smart Grid Protocol, ETSI GS OSG 001): PSEM services on the C12.19 table model,
 //! carried over EN 14908 (LonTalk) power-line networks, with OSGP security.
 //!
+//! OSGP is a module of this crate, not a crate of its own: its APDUs are PSEM services on the
+//! C12.19 table model, so it shares [`crate::psem`], [`crate::tables`] and the
+//! interpretation of tables with C12.18/C12.22, and one decoder component serves both
+//! protocols (`ansi-c12`, `osgp`), as the `mbus` component serves `mbus` and `wmbus`.
+//!
 //! # What the public material fixes, and what is ami's profile
 //!
 //! ETSI GS OSG 001 is not freely available. The public descriptions of OSGP (the analyses
