@@ -9,6 +9,7 @@ use crate::{cargo, root, target_dir};
 
 /// Every component crate, built in one cargo invocation.
 pub const COMPONENT_CRATES: &[&str] = &[
+    "ami-decoder-ansi-c12",
     "ami-decoder-dlms",
     "ami-decoder-dsmr",
     "ami-decoder-iec62056-21",
@@ -22,6 +23,7 @@ pub const COMPONENT_CRATES: &[&str] = &[
 
 /// The components `ami` ships, by crate directory: packaged, signed and installed.
 const SHIPPED: &[&str] = &[
+    "components/decoders/ansi-c12",
     "components/decoders/dlms",
     "components/decoders/dsmr",
     "components/decoders/iec62056-21",

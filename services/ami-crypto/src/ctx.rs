@@ -20,6 +20,13 @@ use crate::keystore::{Key, KeyStore};
 const DLMS_ENCRYPTION: &[KeyRole] = &[KeyRole::DlmsUnicast, KeyRole::DlmsBroadcast];
 /// Roles of M-Bus / OMS keys.
 const MBUS: &[KeyRole] = &[KeyRole::Mbus];
+/// Roles that may decrypt AES-128-GCM: the DLMS encryption keys, and the OSGP pre-shared key
+/// (OSGP-AES-128-PSK, see `ami-ansi-c12`'s `osgp` module).
+const GCM: &[KeyRole] = &[
+    KeyRole::DlmsUnicast,
+    KeyRole::DlmsBroadcast,
+    KeyRole::OsgpOmak,
+];
 
 /// The most keys one call may derive (a bound on a plugin's use of host memory).
 pub const MAX_DERIVED_KEYS: usize = 64;
@@ -122,7 +129,7 @@ impl Crypto for CryptoCtx {
                 iv.len()
             )));
         }
-        let k = self.resolve(key, "aes-gcm", DLMS_ENCRYPTION)?;
+        let k = self.resolve(key, "aes-gcm", GCM)?;
         let mut buf = ciphertext.to_vec();
         let nonce = Nonce::from_slice(iv);
         let ok = match tag.len() {

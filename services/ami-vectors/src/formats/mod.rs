@@ -1,5 +1,6 @@
 //! Per-protocol readers of the peers' `expected` shapes.
 
+pub mod ansi_c12;
 pub mod canonical;
 pub mod dlms;
 pub mod dsmr;
@@ -26,6 +27,7 @@ pub trait PeerFormat: Sync {
 /// The reader for a protocol's vectors, by the protocol name used in plugin manifests.
 pub fn for_protocol(protocol: &str) -> Option<&'static dyn PeerFormat> {
     match protocol {
+        "ansi-c12" => Some(&ansi_c12::C1218Packets),
         "dlms" => Some(&dlms::DlmsPeers),
         "dsmr" => Some(&dsmr::DsmrParser),
         "iec62056-21" => Some(&iec62056_21::Iec6205621),
