@@ -50,14 +50,6 @@ async fn integration_ingest_nats_restart_mid_stream_loses_nothing() {
         nats.stream_messages(StreamKind::Raw).await.unwrap(),
         n as u64
     );
-    assert!(
-        adapter
-            .stats()
-            .publish_errors
-            .load(std::sync::atomic::Ordering::Relaxed)
-            > 0,
-        "the outage was seen"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
