@@ -58,7 +58,6 @@ pub struct UpArgs {
 /// What the embedded readings consumer keeps.
 #[derive(Default)]
 struct Store {
-    frames: u64,
     readings: u64,
     latest: HashMap<String, BTreeMap<String, (String, i64)>>,
     events: BTreeMap<String, u64>,
@@ -215,9 +214,11 @@ async fn up(args: UpArgs, paths: &PathArgs) -> Result<ExitCode> {
     // Let the pipeline drain what was sent (bounded), then stop every role.
     let drain_until = Instant::now() + Duration::from_secs(10);
     while !*stop.borrow() && Instant::now() < drain_until {
-        let done = {
+        let handled = ingest_stats.decoded.load(Ordering::Relaxed)
+            + ingest_stats.dead.load(Ordering::Relaxed);
+        let done = handled >= sent && {
             let s = lock(&store);
-            s.frames + s.dead >= sent
+            s.dead >= ingest_stats.dead.load(Ordering::Relaxed)
         };
         if done && adapter.pending() == 0 {
             break;
@@ -231,7 +232,7 @@ async fn up(args: UpArgs, paths: &PathArgs) -> Result<ExitCode> {
     let s = lock(&store);
     println!(
         "stopped: {sent} frames sent, {} decoded into {} readings of {} meters, {} events, {} dead letters",
-        s.frames,
+        ingest_stats.decoded.load(Ordering::Relaxed),
         s.readings,
         s.latest.len(),
         s.events.values().sum::<u64>(),
@@ -308,7 +309,6 @@ async fn consume_outputs(bus: Bus, store: Arc<Mutex<Store>>, stop: watch::Receiv
                 let mut s = lock(&store);
                 for d in &batch {
                     if let Ok(m) = ReadingsMessage::from_message(&d.message) {
-                        s.frames += 1;
                         s.readings += m.readings.len() as u64;
                         let regs = s.latest.entry(m.meter.clone()).or_default();
                         for r in &m.readings {

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ami_bus::{Bus, BusError, ConsumerSettings, StreamKind};
+use ami_bus::{AckHandle, Bus, BusError, ConsumerSettings, StreamKind};
 use ami_plugin_host::Host;
 use tokio::sync::watch;
 
-use crate::decode::decode_batch;
+use crate::decode::{BatchOutput, decode_batch};
 
 /// How the ingest loop runs.
 #[derive(Clone, Debug)]
@@ -159,6 +159,7 @@ impl Ingest {
             .await
             .map_err(IngestError::Consumer)?;
         let mut backoff = Duration::from_millis(100);
+        let mut in_flight: Option<tokio::task::JoinHandle<()>> = None;
         while !*stop.borrow() {
             let t = Instant::now();
             let fetched = tokio::select! {
@@ -180,12 +181,27 @@ impl Ingest {
             if deliveries.is_empty() {
                 continue;
             }
-            self.handle(deliveries).await;
+            // Decode this batch while the previous one's outputs are being published and its
+            // frames acked: at most one batch settles at a time, behind the one decoding.
+            let Some((out, ackers)) = self.decode_stage(deliveries).await else {
+                continue;
+            };
+            if let Some(prev) = in_flight.take() {
+                let _ = prev.await;
+            }
+            let (bus, stats) = (self.bus.clone(), Arc::clone(&self.stats));
+            in_flight = Some(tokio::spawn(settle(bus, stats, out, ackers)));
+        }
+        if let Some(prev) = in_flight.take() {
+            let _ = prev.await;
         }
         Ok(())
     }
 
-    async fn handle(&self, deliveries: Vec<ami_bus::Delivery>) {
+    async fn decode_stage(
+        &self,
+        deliveries: Vec<ami_bus::Delivery>,
+    ) -> Option<(BatchOutput, Vec<AckHandle>)> {
         let stats = &self.stats;
         stats
             .frames
@@ -203,49 +219,53 @@ impl Ingest {
         let decoded =
             tokio::task::spawn_blocking(move || decode_batch(&host, &topology, &msgs, chunk)).await;
         add_elapsed(&stats.decode_ns, t);
-        let out = match decoded {
-            Ok(o) => o,
+        match decoded {
+            Ok(o) => Some((o, ackers)),
             Err(e) => {
                 // The decode thread panicked: leave the frames unacked, they come back after
                 // the ack wait (and a poison frame is isolated by the sandbox on the retry).
                 stats.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, "decode task failed; the batch will be redelivered");
-                return;
-            }
-        };
-        let t = Instant::now();
-        let published = self.bus.publish_batch(out.messages).await;
-        add_elapsed(&stats.publish_ns, t);
-        match published {
-            Ok(report) => {
-                stats
-                    .duplicate_outputs
-                    .fetch_add(report.duplicates as u64, Ordering::Relaxed);
-            }
-            Err(e) => {
-                stats.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, "publishing outputs failed; the batch will be redelivered");
-                return;
+                None
             }
         }
-        stats.decoded.fetch_add(out.decoded, Ordering::Relaxed);
-        stats.readings.fetch_add(out.readings, Ordering::Relaxed);
-        stats.events.fetch_add(out.events, Ordering::Relaxed);
-        stats.dead.fetch_add(out.dead, Ordering::Relaxed);
-        let t = Instant::now();
-        let mut failed = 0u64;
-        for a in ackers {
-            if a.ack().await.is_err() {
-                failed += 1;
-            }
+    }
+}
+
+/// Publishes a batch's outputs, then acks its frames.
+async fn settle(bus: Bus, stats: Arc<IngestStats>, out: BatchOutput, ackers: Vec<AckHandle>) {
+    let t = Instant::now();
+    let published = bus.publish_batch(out.messages).await;
+    add_elapsed(&stats.publish_ns, t);
+    match published {
+        Ok(report) => {
+            stats
+                .duplicate_outputs
+                .fetch_add(report.duplicates as u64, Ordering::Relaxed);
         }
-        add_elapsed(&stats.ack_ns, t);
-        if failed > 0 {
+        Err(e) => {
             stats.errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                failed,
-                "acks failed; those frames will be redelivered and their outputs de-duplicated"
-            );
+            tracing::warn!(error = %e, "publishing outputs failed; the batch will be redelivered");
+            return;
         }
+    }
+    stats.decoded.fetch_add(out.decoded, Ordering::Relaxed);
+    stats.readings.fetch_add(out.readings, Ordering::Relaxed);
+    stats.events.fetch_add(out.events, Ordering::Relaxed);
+    stats.dead.fetch_add(out.dead, Ordering::Relaxed);
+    let t = Instant::now();
+    let mut failed = 0u64;
+    for a in ackers {
+        if a.ack().await.is_err() {
+            failed += 1;
+        }
+    }
+    add_elapsed(&stats.ack_ns, t);
+    if failed > 0 {
+        stats.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            failed,
+            "acks failed; those frames will be redelivered and their outputs de-duplicated"
+        );
     }
 }
