@@ -505,7 +505,7 @@ mod tests {
     fn frame(i: u64) -> SpoolFrame {
         SpoolFrame {
             protocol: "dsmr".into(),
-            meter_hint: (i % 2 == 0).then(|| format!("m{i}")),
+            meter_hint: i.is_multiple_of(2).then(|| format!("m{i}")),
             received_at_ms: i as i64,
             traceparent: None,
             data: Bytes::from(format!("frame {i}")),

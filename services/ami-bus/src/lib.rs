@@ -65,6 +65,10 @@ pub struct PublishReport {
 
 /// The bus: NATS JetStream or the in-process default.
 #[derive(Clone, Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a long-lived handle made once per role"
+)]
 pub enum Bus {
     /// In-process.
     Local(Arc<LocalBus>),
@@ -108,6 +112,10 @@ impl Bus {
 
 /// A durable consumer on either bus.
 #[derive(Clone, Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a long-lived handle made once per consumer"
+)]
 pub enum Consumer {
     /// In-process.
     Local(LocalConsumer),

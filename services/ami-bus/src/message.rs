@@ -99,6 +99,10 @@ pub struct Delivery {
     pub(crate) acker: Acker,
 }
 
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per delivery, moved rather than copied; boxing would add an allocation per message"
+)]
 pub(crate) enum Acker {
     /// The in-process bus delivers once; nothing to acknowledge.
     Local,
