@@ -56,6 +56,7 @@ fn home_with_shipped() -> tempfile::TempDir {
         &key,
     );
     shipped_package(&plugins, "decoders/mbus", "ami-decoder-mbus", &key);
+    shipped_package(&plugins, "decoders/ansi-c12", "ami-decoder-ansi-c12", &key);
     home
 }
 
@@ -199,6 +200,7 @@ fn integration_cli_shipped_decoders_pass_peer_vectors() {
         ("dsmr", "dsmr/dsmr.jsonl"),
         ("iec62056-21", "iec62056-21/iec62056-21.jsonl"),
         ("mbus", "mbus/mbus-wired.jsonl"),
+        ("ansi-c12", "ansi-c12/ansi-c12.jsonl"),
     ] {
         let vectors = root().join("tests/vectors").join(file);
         let out = ami(
@@ -278,10 +280,10 @@ fn integration_cli_decode_prints_canonical_json_lines() {
     // An unknown protocol names what is installed.
     let none = ami(
         home.path(),
-        &["decode", "--protocol", "osgp", "--hex", "00"],
+        &["decode", "--protocol", "meters-and-more", "--hex", "00"],
     );
     assert_eq!(none.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&none.stderr).contains("installed: dlms, dsmr"));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("installed: ansi-c12, osgp, dlms, dsmr"));
 }
 
 #[test]
@@ -329,26 +331,37 @@ fn integration_cli_up_runs_the_fleet_through_the_decoder() {
             "3",
             "--rate",
             "50",
-            "--batch",
-            "16",
             "--metrics-file",
             metrics.to_str().unwrap(),
         ],
     );
-    assert!(out.status.success());
     let text = stdout(&out);
-    assert!(text.contains("stopped: 120 frames"), "{text}");
-    assert!(text.contains("0 dead letters"), "{text}");
+    assert!(out.status.success(), "{text}");
+    // Every frame the mixed fleet sent (DSMR, ciphered DLMS, encrypted wM-Bus, IEC) is decoded.
+    let stopped = text
+        .lines()
+        .find(|l| l.starts_with("stopped: "))
+        .unwrap_or_else(|| panic!("{text}"));
+    let numbers: Vec<u64> = stopped
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(numbers[0] >= 100, "{stopped}");
+    assert_eq!(
+        numbers[0], numbers[1],
+        "every frame sent is decoded: {stopped}"
+    );
+    assert!(stopped.ends_with(" 0 dead letters"), "{stopped}");
     let m = std::fs::read_to_string(&metrics).unwrap();
-    // 40 meters in batches of 16: 3 calls per tick.
-    assert!(
-        m.contains("ami_plugin_calls_total{plugin=\"dsmr\",version=\"0.1.0\"} 9\n"),
-        "{m}"
-    );
-    assert!(
-        m.contains("ami_plugin_errors_total{plugin=\"dsmr\",version=\"0.1.0\"} 0\n"),
-        "{m}"
-    );
+    for plugin in ["dsmr", "dlms", "mbus", "iec62056-21"] {
+        assert!(
+            m.contains(&format!(
+                "ami_plugin_errors_total{{plugin=\"{plugin}\",version=\"0.1.0\"}} 0\n"
+            )),
+            "{m}"
+        );
+    }
+    assert!(m.contains("ami_ingest_dead_letters_total 0\n"), "{m}");
 }
 
 #[test]
