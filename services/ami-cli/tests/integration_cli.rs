@@ -283,7 +283,9 @@ fn integration_cli_decode_prints_canonical_json_lines() {
         &["decode", "--protocol", "meters-and-more", "--hex", "00"],
     );
     assert_eq!(none.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&none.stderr).contains("installed: ansi-c12, osgp, dlms, dsmr"));
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("installed: ansi-c12, osgp, dlms, dsmr")
+    );
 }
 
 #[test]
