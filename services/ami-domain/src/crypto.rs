@@ -190,3 +190,66 @@ impl Crypto for NoKeys {
         Err(no_key(key))
     }
 }
+
+/// A provider whose "decryption" returns its input and whose checks all pass, so that fuzzers,
+/// property tests and benchmarks reach the parsing behind a ciphered layer with any bytes. It
+/// holds no key and protects nothing: only for testing, behind the `testing` feature.
+#[cfg(feature = "testing")]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PassThrough;
+
+#[cfg(feature = "testing")]
+impl Crypto for PassThrough {
+    fn dlms_decrypt(
+        &mut self,
+        _: KeyRef<'_>,
+        _: Option<KeyRef<'_>>,
+        _: u8,
+        _: &[u8],
+        data: &[u8],
+        _: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        Ok(data.to_vec())
+    }
+    fn aes_gcm_decrypt(
+        &mut self,
+        _: KeyRef<'_>,
+        _: &[u8],
+        _: &[u8],
+        ciphertext: &[u8],
+        _: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        Ok(ciphertext.to_vec())
+    }
+    fn aes_gmac_verify(
+        &mut self,
+        _: KeyRef<'_>,
+        _: &[u8],
+        _: &[u8],
+        _: &[u8],
+    ) -> Result<(), CryptoError> {
+        Ok(())
+    }
+    fn aes_cbc_decrypt(
+        &mut self,
+        _: KeyRef<'_>,
+        _: &[u8],
+        data: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        Ok(data.to_vec())
+    }
+    fn aes_ctr_apply(
+        &mut self,
+        _: KeyRef<'_>,
+        _: &[u8],
+        data: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        Ok(data.to_vec())
+    }
+    fn aes_cmac_verify(&mut self, _: KeyRef<'_>, _: &[u8], _: &[u8]) -> Result<(), CryptoError> {
+        Ok(())
+    }
+    fn derive_key(&mut self, _: KeyRef<'_>, _: Kdf, _: &[u8]) -> Result<u32, CryptoError> {
+        Ok(1)
+    }
+}

@@ -7,60 +7,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use ami_ansi_c12::{c1222, osgp, packet, psem};
-use ami_domain::crypto::{Crypto, CryptoError, Kdf, KeyRef, NoKeys};
+use ami_domain::crypto::NoKeys;
 
-/// "Decryption" is the identity: the example times the decoder, not AES.
-struct Identity;
-
-impl Crypto for Identity {
-    fn aes_gcm_decrypt(
-        &mut self,
-        _: KeyRef<'_>,
-        _: &[u8],
-        _: &[u8],
-        c: &[u8],
-        _: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
-        Ok(c.to_vec())
-    }
-    fn dlms_decrypt(
-        &mut self,
-        _: KeyRef<'_>,
-        _: Option<KeyRef<'_>>,
-        _: u8,
-        _: &[u8],
-        d: &[u8],
-        _: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
-        Ok(d.to_vec())
-    }
-    fn aes_gmac_verify(
-        &mut self,
-        _: KeyRef<'_>,
-        _: &[u8],
-        _: &[u8],
-        _: &[u8],
-    ) -> Result<(), CryptoError> {
-        Ok(())
-    }
-    fn aes_cbc_decrypt(
-        &mut self,
-        _: KeyRef<'_>,
-        _: &[u8],
-        d: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
-        Ok(d.to_vec())
-    }
-    fn aes_ctr_apply(&mut self, _: KeyRef<'_>, _: &[u8], d: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        Ok(d.to_vec())
-    }
-    fn aes_cmac_verify(&mut self, _: KeyRef<'_>, _: &[u8], _: &[u8]) -> Result<(), CryptoError> {
-        Ok(())
-    }
-    fn derive_key(&mut self, _: KeyRef<'_>, _: Kdf, _: &[u8]) -> Result<u32, CryptoError> {
-        Ok(1)
-    }
-}
+use ami_domain::crypto::PassThrough as Identity;
 
 fn write_full(table: u16, data: &[u8]) -> Vec<u8> {
     let mut s = vec![0x40];

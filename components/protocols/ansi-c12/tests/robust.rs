@@ -9,61 +9,10 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use ami_domain::DecodeError;
-use ami_domain::crypto::{Crypto, CryptoError, Kdf, KeyRef, NoKeys};
+use ami_domain::crypto::NoKeys;
 use proptest::prelude::*;
 
-/// A provider whose "decryption" is the identity, so mutated OSGP payloads reach the tables.
-struct Identity;
-
-impl Crypto for Identity {
-    fn aes_gcm_decrypt(
-        &mut self,
-        _: KeyRef<'_>,
-        _: &[u8],
-        _: &[u8],
-        c: &[u8],
-        _: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
-        Ok(c.to_vec())
-    }
-    fn dlms_decrypt(
-        &mut self,
-        _: KeyRef<'_>,
-        _: Option<KeyRef<'_>>,
-        _: u8,
-        _: &[u8],
-        d: &[u8],
-        _: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
-        Ok(d.to_vec())
-    }
-    fn aes_gmac_verify(
-        &mut self,
-        _: KeyRef<'_>,
-        _: &[u8],
-        _: &[u8],
-        _: &[u8],
-    ) -> Result<(), CryptoError> {
-        Ok(())
-    }
-    fn aes_cbc_decrypt(
-        &mut self,
-        _: KeyRef<'_>,
-        _: &[u8],
-        d: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
-        Ok(d.to_vec())
-    }
-    fn aes_ctr_apply(&mut self, _: KeyRef<'_>, _: &[u8], d: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        Ok(d.to_vec())
-    }
-    fn aes_cmac_verify(&mut self, _: KeyRef<'_>, _: &[u8], _: &[u8]) -> Result<(), CryptoError> {
-        Ok(())
-    }
-    fn derive_key(&mut self, _: KeyRef<'_>, _: Kdf, _: &[u8]) -> Result<u32, CryptoError> {
-        Ok(1)
-    }
-}
+use ami_domain::crypto::PassThrough as Identity;
 
 /// The vectors' frames, and table frames in each carrier (C12.22 push, C12.18 capture,
 /// OSGP), as mutation seeds.
