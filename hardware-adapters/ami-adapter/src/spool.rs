@@ -219,18 +219,10 @@ fn read_record(r: &mut impl Read) -> std::io::Result<Option<(SpoolRecord, u64)>>
 }
 
 fn new_id() -> String {
-    let mut b = [0u8; 8];
-    let ok = File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .is_ok();
-    if !ok {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        b = (t as u64 ^ u64::from(std::process::id())).to_le_bytes();
-    }
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    ami_bus::trace::random_bytes::<8>()
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
 }
 
 impl Spool {

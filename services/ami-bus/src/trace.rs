@@ -14,29 +14,27 @@ pub struct TraceContext {
     pub sampled: bool,
 }
 
-fn random<const N: usize>() -> [u8; N] {
+/// `N` random bytes from the OS, never all zero: for trace and span ids, and any id that must
+/// be unique (not secret) across processes and restarts.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    use rand_core::RngCore;
     let mut b = [0u8; N];
-    // The OS random source; on failure (none on this platform) fall back to the clock, since a
-    // trace id needs to be unique, not secret.
-    if getrandom_fill(&mut b).is_err() || b.iter().all(|x| *x == 0) {
+    // On failure of the OS source (none on the platforms ami runs on), the clock: these ids
+    // need to be unique, not secret.
+    if rand_core::OsRng.try_fill_bytes(&mut b).is_err() || b.iter().all(|x| *x == 0) {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
+            .map(|d| d.as_nanos() ^ u128::from(std::process::id()))
             .unwrap_or(1)
             .to_le_bytes();
         for (i, x) in b.iter_mut().enumerate() {
             *x = t[i % t.len()] ^ (i as u8).wrapping_mul(151);
         }
-        b[0] |= 1;
+        if let Some(first) = b.first_mut() {
+            *first |= 1;
+        }
     }
     b
-}
-
-fn getrandom_fill(buf: &mut [u8]) -> Result<(), ()> {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(buf))
-        .map_err(|_| ())
 }
 
 fn hex_into(out: &mut String, bytes: &[u8]) {
@@ -60,8 +58,8 @@ impl TraceContext {
     /// A new trace.
     pub fn new_root() -> Self {
         TraceContext {
-            trace_id: random(),
-            span_id: random(),
+            trace_id: random_bytes(),
+            span_id: random_bytes(),
             sampled: true,
         }
     }
@@ -70,7 +68,7 @@ impl TraceContext {
     #[must_use]
     pub fn child(&self) -> Self {
         TraceContext {
-            span_id: random(),
+            span_id: random_bytes(),
             ..*self
         }
     }
