@@ -110,9 +110,12 @@ fn split_line(line: &str) -> std::result::Result<Vec<String>, String> {
     Ok(fields)
 }
 
+/// Meters parsed from CSV with their line numbers.
+pub type NumberedMeters = Vec<(u32, Meter)>;
+
 /// Parses CSV text into meters: the good rows with their line numbers, and the refused ones.
 /// A missing or bad header refuses the whole text.
-pub fn parse(text: &str) -> Result<(Vec<(u32, Meter)>, Vec<RowError>)> {
+pub fn parse(text: &str) -> Result<(NumberedMeters, Vec<RowError>)> {
     let mut lines = text
         .lines()
         .enumerate()
@@ -231,11 +234,8 @@ fn parse_row(text: &str, cols: &[usize], now: i64) -> std::result::Result<Meter,
             "feeder" => m.feeder = v,
             "transformer" => m.transformer = v,
             "phase" => m.phase = v,
-            "status" => {
-                if !v.is_empty() {
-                    m.status =
-                        MeterStatus::parse(&v).ok_or_else(|| format!("unknown status {v:?}"))?;
-                }
+            "status" if !v.is_empty() => {
+                m.status = MeterStatus::parse(&v).ok_or_else(|| format!("unknown status {v:?}"))?;
             }
             _ => {}
         }

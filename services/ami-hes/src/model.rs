@@ -404,7 +404,7 @@ impl EventFilter {
         self.serial
             .as_ref()
             .is_none_or(|s| e.serial.as_deref() == Some(s.as_str()))
-            && (self.kinds.is_empty() || self.kinds.iter().any(|k| *k == e.kind))
+            && (self.kinds.is_empty() || self.kinds.contains(&e.kind))
             && self.after_ms.is_none_or(|a| e.ts_ms > a)
             && self.until_ms.is_none_or(|u| e.ts_ms <= u)
     }

@@ -235,7 +235,7 @@ impl Bound {
                         tracing::warn!(error = %e, "outage evaluation failed");
                     }
                     n += 1;
-                    if n % 60 == 0 {
+                    if n.is_multiple_of(60) {
                         if let Err(e) = hes.vault.retire_expired().await {
                             tracing::warn!(error = %e, "key retirement failed");
                         }
