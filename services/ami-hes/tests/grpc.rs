@@ -50,7 +50,11 @@ fn config(db: &std::path::Path, master: &str) -> ServerConfig {
 }
 
 async fn start(db: &std::path::Path, master: &str) -> Result<Running, HesError> {
-    let bound = bind(config(db, master)).await?;
+    start_with(config(db, master)).await
+}
+
+async fn start_with(config: ServerConfig) -> Result<Running, HesError> {
+    let bound = bind(config).await?;
     let addr = bound.local_addr()?;
     let hes = bound.hes();
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
@@ -471,6 +475,97 @@ async fn a_wrong_or_missing_master_key_stops_the_start() {
 }
 
 use ami_hes::RegistryStore as _;
+
+/// Publishes two events (one of them twice) and a message that is no event on `bus`, with the
+/// HES consuming its events stream; the API then shows the two events, once each.
+async fn events_from_the_bus_reach_the_api(bus: ami_bus::Bus) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&dir.path().join("hes.db"), MASTER_A);
+    cfg.bus = Some(bus.clone());
+    let srv = start_with(cfg).await.unwrap();
+    srv.hes
+        .store
+        .insert_meters(&[(2, ami_hes::Meter::new("B-1", "dlms"))])
+        .await
+        .unwrap();
+    let topo = bus.topology().clone();
+    let now = ami_hes::model::now_ms();
+    let ev = |frame: &str, kind: &str| EventMessage {
+        frame: frame.into(),
+        meter: "B-1".into(),
+        kind: kind.into(),
+        ts_ms: now,
+        code: 3,
+        source: None,
+        duration_s: 0,
+    };
+    let tamper = ev("bus-1", "tamper");
+    let mut msgs = vec![
+        tamper.to_message(&topo, 0, None),
+        ev("bus-2", "cover-open").to_message(&topo, 0, None),
+        tamper.to_message(&topo, 0, None),
+    ];
+    msgs.push(ami_bus::Message {
+        subject: topo.event("tamper", "B-1"),
+        headers: ami_bus::Headers::new().with(ami_bus::header::MSG_ID, "junk-1"),
+        payload: bytes::Bytes::from_static(b"not json"),
+    });
+    bus.publish_batch(msgs).await.unwrap();
+
+    let mut events = EventServiceClient::new(srv.channel().await);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let got = loop {
+        let q = events
+            .query_events(req(
+                v1::QueryEventsRequest {
+                    serial: "B-1".into(),
+                    ..Default::default()
+                },
+                READER,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        if q.events.len() >= 2 || tokio::time::Instant::now() > deadline {
+            break q.events;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut kinds: Vec<&str> = got.iter().map(|e| e.kind.as_str()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["cover-open", "tamper"]);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_from_the_local_bus_reach_the_api() {
+    let bus = ami_bus::LocalBus::new(ami_bus::Topology::new("hes-local"), 1000);
+    events_from_the_bus_reach_the_api(ami_bus::Bus::Local(Arc::new(bus))).await;
+}
+
+/// On the NATS JetStream server at `AMI_TEST_NATS_URL` (default `nats://127.0.0.1:4222`),
+/// under a root of its own whose streams are deleted at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_from_nats_jetstream_reach_the_api() {
+    let url = std::env::var("AMI_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let root = format!("hes{}x{nanos}", std::process::id());
+    let nats = ami_bus::NatsBus::connect(&url, ami_bus::Topology::new(&root), 100)
+        .await
+        .expect("NATS at AMI_TEST_NATS_URL");
+    nats.ensure_streams(&ami_bus::StreamSettings::default())
+        .await
+        .unwrap();
+    let bus = ami_bus::Bus::Nats(nats.clone());
+    let outcome = tokio::spawn(events_from_the_bus_reach_the_api(bus)).await;
+    nats.delete_streams().await.unwrap();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
 
 #[test]
 fn every_rpc_of_the_proto_needs_a_role() {
