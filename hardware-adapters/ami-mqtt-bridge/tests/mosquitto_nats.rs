@@ -162,6 +162,25 @@ impl Concentrator {
     }
 }
 
+/// Ends the bridge's persistent session on the broker (a clean-session connection under its
+/// client id), so that test runs leave nothing behind.
+async fn forget_session(client_id: &str) {
+    let (host, port) = mqtt_host();
+    let mut o = MqttOptions::new(client_id, host, port);
+    o.set_clean_session(true);
+    let (client, mut events) = AsyncClient::new(o, 10);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(1), events.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => break,
+            Ok(Ok(_)) | Err(_) => {}
+            Ok(Err(e)) => panic!("broker: {e}"),
+        }
+    }
+    let _ = client.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_millis(500), events.poll()).await;
+}
+
 fn config(root: &str, prefix: &str) -> BridgeConfig {
     let (host, port) = mqtt_host();
     let route = |leaf: &str, protocol: &str, payload, meter_level| Route {
@@ -333,6 +352,7 @@ async fn concentrator_frames_reach_jetstream_exactly_once() {
     bridge.await.unwrap().unwrap();
     forwarder.await.unwrap();
     conc.close();
+    forget_session(&cfg.mqtt.client_id).await;
     nats.close().await;
 }
 
@@ -391,5 +411,6 @@ async fn frames_wait_in_the_spool_while_the_bus_is_away() {
     bridge.await.unwrap().unwrap();
     forwarder.await.unwrap();
     conc.close();
+    forget_session(&cfg.mqtt.client_id).await;
     nats.close().await;
 }

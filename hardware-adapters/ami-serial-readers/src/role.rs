@@ -139,3 +139,36 @@ pub fn stop_on_signal(stop: Arc<AtomicBool>) {
         stop.store(true, Ordering::Relaxed);
     });
 }
+
+/// Opens the serial port at `path` and runs `link_loop` on it until `stop` is set; when the
+/// port cannot be opened or the line fails (a USB adapter unplugged, a cable pulled), waits
+/// (1 s, doubling up to 30 s) and opens it again. Returns once `stop` is set.
+pub fn run_reopening(
+    path: &str,
+    settings: crate::port::LineSettings,
+    timeout: std::time::Duration,
+    stop: &AtomicBool,
+    mut link_loop: impl FnMut(&mut crate::port::SerialLink) -> Result<(), crate::port::LinkError>,
+) {
+    use std::time::{Duration, Instant};
+    let mut pause = Duration::from_secs(1);
+    while !stop.load(Ordering::Relaxed) {
+        match crate::port::open(path, settings, timeout) {
+            Ok(mut link) => {
+                tracing::info!(port = path, %settings, "port open");
+                match link_loop(&mut link) {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::error!(port = path, error = %e, "line failed; opening the port again")
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot open the port; trying again"),
+        }
+        let until = Instant::now() + pause;
+        while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        pause = (pause * 2).min(Duration::from_secs(30));
+    }
+}

@@ -67,7 +67,25 @@ async fn main() -> anyhow::Result<()> {
     let stats = BridgeStats::default();
     let bridge = ami_mqtt_bridge::run(&cfg, &adapter, &stats, stop_rx);
     let signal = async {
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
         tracing::info!("stopping");
     };
     tokio::pin!(bridge);

@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 
-use ami_serial_readers::port::{self, LineSettings};
-use ami_serial_readers::role::{Edge, EdgeArgs, init_tracing, stop_on_signal};
+use ami_serial_readers::port::LineSettings;
+use ami_serial_readers::role::{Edge, EdgeArgs, init_tracing, run_reopening, stop_on_signal};
 use ami_serial_readers::{iec, p1};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -99,8 +99,6 @@ async fn main() -> anyhow::Result<()> {
                 meter,
                 ..
             } => {
-                let mut link =
-                    port::open(&path, LineSettings::IEC_SIGN_ON, Duration::from_secs(1))?;
                 let cfg = iec::ModeCConfig {
                     address,
                     max_baud,
@@ -108,15 +106,23 @@ async fn main() -> anyhow::Result<()> {
                     ..iec::ModeCConfig::default()
                 };
                 let stats = iec::IecStats::default();
-                iec::run(
-                    &mut link,
-                    &adapter,
-                    &cfg,
-                    Duration::from_secs(interval_s),
-                    meter.as_deref(),
-                    &stats,
+                run_reopening(
+                    &path,
+                    LineSettings::IEC_SIGN_ON,
+                    Duration::from_secs(1),
                     &stop,
-                )?;
+                    |link| {
+                        iec::run(
+                            link,
+                            &adapter,
+                            &cfg,
+                            Duration::from_secs(interval_s),
+                            meter.as_deref(),
+                            &stats,
+                            &stop,
+                        )
+                    },
+                );
             }
             LinkCmd::P1 {
                 port: path,
@@ -129,14 +135,15 @@ async fn main() -> anyhow::Result<()> {
                     Dsmr::V5 => LineSettings::P1_V4,
                     Dsmr::V2 => LineSettings::P1_V2,
                 };
-                let mut link = port::open(&path, settings, Duration::from_millis(200))?;
                 let cfg = p1::P1Config {
                     max_telegram,
                     meter_hint: meter,
                     ..p1::P1Config::default()
                 };
                 let stats = p1::P1Stats::default();
-                p1::run(&mut link, &adapter, &cfg, &stats, &stop)?;
+                run_reopening(&path, settings, Duration::from_millis(200), &stop, |link| {
+                    p1::run(link, &adapter, &cfg, &stats, &stop)
+                });
             }
         }
         Ok(())

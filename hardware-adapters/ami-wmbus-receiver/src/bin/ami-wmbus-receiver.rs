@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-use ami_serial_readers::port::{self, LineSettings};
-use ami_serial_readers::role::{Edge, EdgeArgs, init_tracing, stop_on_signal};
+use ami_serial_readers::port::LineSettings;
+use ami_serial_readers::role::{Edge, EdgeArgs, init_tracing, run_reopening, stop_on_signal};
 use ami_wmbus_receiver::receiver::{self, ReceiverConfig, WmbusStats};
 use anyhow::Context;
 use clap::Parser;
@@ -48,13 +48,18 @@ async fn main() -> anyhow::Result<()> {
             baud: cli.baud,
             ..LineSettings::DONGLE
         };
-        let mut link = port::open(&cli.port, settings, Duration::from_millis(100))?;
         let cfg = ReceiverConfig {
             require_crc: cli.require_crc,
             ..ReceiverConfig::default()
         };
         let stats = WmbusStats::default();
-        receiver::run(&mut link, &adapter, &cfg, &stats, &stop)?;
+        run_reopening(
+            &cli.port,
+            settings,
+            Duration::from_millis(100),
+            &stop,
+            |link| receiver::run(link, &adapter, &cfg, &stats, &stop),
+        );
         Ok(())
     });
     let result = link.await.context("link task")?;
