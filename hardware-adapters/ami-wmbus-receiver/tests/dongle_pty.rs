@@ -162,11 +162,21 @@ async fn encrypted_telegrams_reach_the_bus_and_bad_frames_are_dropped() {
     let _ = stop_tx.send(true);
     fwd.await.unwrap();
     assert_eq!(got.len(), 4);
+    let store = ami_crypto::MemoryKeyStore::new();
+    for (meter, role, key) in fleet.key_entries() {
+        store.insert(&meter, role, key);
+    }
+    let mut crypto = ami_crypto::CryptoCtx::new(Arc::new(store));
     for (d, (meter, t)) in got.iter().zip(&telegrams) {
         assert_eq!(d.message.subject, "twm.raw.wmbus.wmbus-1");
         let f = RawFrame::from_message(&d.message).unwrap();
         assert_eq!(f.protocol, "wmbus");
         assert_eq!(f.meter_hint.as_deref(), Some(meter.as_str()));
         assert_eq!(f.data.as_ref(), t.as_slice(), "the telegram byte for byte");
+        // What went on the bus is what the mbus decoder reads: deciphered with the meter's
+        // key, it names the meter and gives its registers.
+        let decoded = ami_mbus::decode(&f.data, T0, &mut crypto).unwrap();
+        assert_eq!(decoded.meter.as_deref(), Some(meter.as_str()));
+        assert!(decoded.readings.len() >= 6, "{decoded:?}");
     }
 }
