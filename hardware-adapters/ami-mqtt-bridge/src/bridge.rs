@@ -79,6 +79,19 @@ async fn subscribe(client: &AsyncClient, router: &Router) -> Result<(), BridgeEr
     Ok(())
 }
 
+/// Polls the event loop until the DISCONNECT queued last has been sent (so every ack queued
+/// before it has been sent too), the connection fails, or 2 s pass. Messages that arrive
+/// meanwhile are not acknowledged: the broker keeps them for the next connection.
+async fn drain_until_disconnected(events: &mut rumqttc::EventLoop) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match tokio::time::timeout_at(deadline, events.poll()).await {
+            Ok(Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect))) | Ok(Err(_)) | Err(_) => return,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
 /// Runs the bridge into `adapter` until `stop` turns true.
 pub async fn run(
     cfg: &BridgeConfig,
@@ -91,7 +104,10 @@ pub async fn run(
     let mut backoff = Duration::from_millis(200);
     loop {
         if *stop.borrow() {
+            // Acks queued before the DISCONNECT go out first; a message not acked stays with
+            // the broker's session for next time.
             let _ = client.try_disconnect();
+            drain_until_disconnected(&mut events).await;
             return Ok(());
         }
         let event = tokio::select! {
@@ -134,9 +150,14 @@ pub async fn run(
                         Err(e) => {
                             stats.refused.fetch_add(1, Ordering::Relaxed);
                             tracing::error!(topic = %p.topic, error = %e, "spool refused the frame; left for the broker to send again");
-                            // Reconnect after a pause: the broker re-sends what is unacked.
+                            // Reconnect after a pause: the broker re-sends what is unacked
+                            // (the acks queued before go out before the DISCONNECT).
                             let _ = client.disconnect().await;
-                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            drain_until_disconnected(&mut events).await;
+                            tokio::select! {
+                                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                                _ = stop.changed() => {}
+                            }
                         }
                     },
                     Routed::Bad(e) => {

@@ -414,3 +414,87 @@ async fn frames_wait_in_the_spool_while_the_bus_is_away() {
     forget_session(&cfg.mqtt.client_id).await;
     nats.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_a_full_spool_refuses_stay_with_the_broker() {
+    let root = unique("mqfull");
+    let prefix = format!("ami-test/{root}");
+    let cfg = config(&root, &prefix);
+    let frames: Vec<Vec<u8>> = (0..3u8).map(|i| vec![b'0' + i; 600]).collect();
+    let topic = format!("{prefix}/dcu/m1/p1");
+
+    // A spool with room for one frame: the others are refused and left unacknowledged.
+    let small_dir = tempfile::tempdir().unwrap();
+    let small = Adapter::open(
+        AdapterConfig {
+            spool_bytes: 1000,
+            ..AdapterConfig::new("dcu-19")
+        },
+        small_dir.path(),
+    )
+    .unwrap();
+    let stats = Arc::new(BridgeStats::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let bridge = {
+        let (cfg, a, s) = (cfg.clone(), small.clone(), Arc::clone(&stats));
+        tokio::spawn(async move { ami_mqtt_bridge::run(&cfg, &a, &s, stop_rx).await })
+    };
+    wait_for("the subscriptions", || {
+        stats.subscribed.load(Ordering::Relaxed) >= 3
+    })
+    .await;
+    let conc = Concentrator::connect(&format!("conc-{root}"));
+    for f in &frames {
+        conc.publish(&topic, f.clone()).await;
+    }
+    conc.wait_acked(3).await;
+    wait_for("a refusal", || stats.refused.load(Ordering::Relaxed) >= 1).await;
+    assert_eq!(stats.accepted.load(Ordering::Relaxed), 1);
+    assert_eq!(small.pending(), 1);
+    let _ = stop_tx.send(true);
+    bridge.await.unwrap().unwrap();
+
+    // The bridge comes back with room: the broker sends what was never acknowledged.
+    let dir = tempfile::tempdir().unwrap();
+    let roomy = Adapter::open(AdapterConfig::new("dcu-19"), dir.path()).unwrap();
+    let stats = Arc::new(BridgeStats::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let bridge = {
+        let (cfg, a, s) = (cfg.clone(), roomy.clone(), Arc::clone(&stats));
+        tokio::spawn(async move { ami_mqtt_bridge::run(&cfg, &a, &s, stop_rx).await })
+    };
+    wait_for("the redelivery", || {
+        stats.accepted.load(Ordering::Relaxed) >= 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        stats.accepted.load(Ordering::Relaxed),
+        2,
+        "each refused frame once"
+    );
+    let _ = stop_tx.send(true);
+    bridge.await.unwrap().unwrap();
+
+    let bus = Arc::new(ami_bus::LocalBus::new(Topology::new(&root), 100));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let fwd = {
+        let (a, b) = (roomy.clone(), Bus::Local(Arc::clone(&bus)));
+        tokio::spawn(async move { a.forward(b, stop_rx).await })
+    };
+    wait_for("the forwarder", || roomy.pending() == 0).await;
+    let _ = stop_tx.send(true);
+    fwd.await.unwrap();
+    let consumer = bus.consumer(StreamKind::Raw, "t", None).unwrap();
+    let mut got: Vec<Vec<u8>> = consumer
+        .fetch(10, Duration::from_millis(200))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.message.payload.to_vec())
+        .collect();
+    got.sort();
+    assert_eq!(got, frames[1..].to_vec());
+    conc.close();
+    forget_session(&cfg.mqtt.client_id).await;
+}
