@@ -46,6 +46,9 @@ pub struct ModeCConfig {
     pub max_baud: u32,
     /// How long to wait for the identification after the request.
     pub ident_timeout: Duration,
+    /// The pause between the identification and the option select (the standard's reaction
+    /// time: at least 200 ms; some meters miss an ACK sent sooner).
+    pub ack_delay: Duration,
     /// How long to wait for the first byte of the data message after the option select,
     /// and for each following byte.
     pub data_timeout: Duration,
@@ -67,6 +70,7 @@ impl Default for ModeCConfig {
             address: String::new(),
             max_baud: 19_200,
             ident_timeout: Duration::from_secs(3),
+            ack_delay: Duration::from_millis(200),
             data_timeout: Duration::from_secs(3),
             readout_timeout: Duration::from_secs(120),
             max_readout: 64 * 1024,
@@ -379,7 +383,8 @@ pub fn read_mode_c<L: Link + ?Sized>(link: &mut L, cfg: &ModeCConfig) -> Result<
     let z = mode_c_char(offered.min(cfg.max_baud));
     let baud = mode_c_baud(z).unwrap_or(300);
 
-    // Option select at 300 baud; only once it has left, the switch.
+    // Option select at 300 baud after the reaction time; only once it has left, the switch.
+    std::thread::sleep(cfg.ack_delay);
     link.write_all(&option_select(z)).map_err(LinkError::Io)?;
     link.drain()?;
     link.set_baud(baud)?;
@@ -672,6 +677,7 @@ mod tests {
     fn quick() -> ModeCConfig {
         ModeCConfig {
             ident_timeout: Duration::from_millis(20),
+            ack_delay: Duration::ZERO,
             data_timeout: Duration::from_millis(20),
             readout_timeout: Duration::from_millis(200),
             max_readout: 4096,
