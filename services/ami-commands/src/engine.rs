@@ -711,13 +711,28 @@ impl<S: CommandStore> Engine<S> {
         self.campaign_next(&c, &mut m).await
     }
 
-    /// Runs the driver until `stop` turns true: acks in, commands out.
+    /// Runs the driver until `stop` turns true: acks in, commands out. While the bus is away
+    /// it keeps trying (commands stay queued, acks wait in the stream).
     pub async fn run(&self, mut stop: watch::Receiver<bool>) -> Result<(), EngineError> {
         let bus = &self.inner.bus;
         let mut settings = ConsumerSettings::new(&self.inner.config.durable);
         settings.filter = Some(ack_filter(bus.topology()));
-        let consumer = bus.consumer(StreamKind::Commands, &settings).await?;
         let tick = self.inner.config.tick;
+        // A bus away at the start is waited for.
+        let mut wait = tick;
+        let consumer = loop {
+            match bus.consumer(StreamKind::Commands, &settings).await {
+                Ok(c) => break c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "no command ack consumer yet");
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        _ = stop.changed() => return Ok(()),
+                    }
+                    wait = (wait * 2).min(self.inner.config.retry.max_backoff);
+                }
+            }
+        };
         loop {
             if *stop.borrow() {
                 return Ok(());

@@ -128,6 +128,29 @@ async fn disconnect_over_the_in_process_bus() {
     let done = wait_final(&engine, &rec.id, Duration::from_secs(10)).await;
     assert_eq!(done.state, CommandState::Confirmed, "{done:?}");
     assert!(!link.relay_closed(&meter));
+    // A kind the meter cannot do fails at once, not retried.
+    let rec = engine
+        .submit(
+            &operator(),
+            Submit {
+                target: target(&meter, "f"),
+                kind: CommandKind::PricePush {
+                    tariff: 1,
+                    mantissa: 2_315,
+                    scale: -4,
+                    currency: "EUR".into(),
+                    valid_from_ms: 0,
+                },
+                reason: "dynamic tariff".into(),
+                deadline: None,
+            },
+        )
+        .await
+        .unwrap();
+    let done = wait_final(&engine, &rec.id, Duration::from_secs(10)).await;
+    assert_eq!(done.state, CommandState::Failed, "{done:?}");
+    assert!(done.detail.starts_with("unsupported"), "{}", done.detail);
+    assert_eq!(done.attempts, 1);
     adapter.stop().await;
     driver.stop().await;
 }
@@ -614,6 +637,67 @@ async fn lost_answers_are_retried<S: CommandStore>(store: S) {
     nats.delete_streams().await.unwrap();
 }
 both_stores!(lost_answers_are_retried);
+
+async fn commands_survive_a_bus_outage<S: CommandStore>(store: S) {
+    let mut server = OwnNats::start();
+    let topology = Topology::new(&unique("outage"));
+    let connect = || async {
+        let b = ami_bus::NatsBus::connect(&server.url(), topology.clone(), 256)
+            .await
+            .unwrap();
+        b.ensure_streams(&ami_bus::StreamSettings::default())
+            .await
+            .unwrap();
+        Bus::Nats(b)
+    };
+    // The head-end and the adapter each with a connection of their own.
+    let (hes_bus, adapter_bus) = (connect().await, connect().await);
+    let link = SimLink::new(2);
+    let (m0, m1) = (link.meter_ids()[0].clone(), link.meter_ids()[1].clone());
+    let engine = Engine::new(store, hes_bus, key(), fast_config());
+    let driver = RunningEngine::start(&engine);
+    let adapter = RunningDownlink::start(&adapter_bus, ADAPTER, engine.verifying_key(), &link);
+    let submit = |m: String| {
+        let engine = engine.clone();
+        async move {
+            engine
+                .submit(
+                    &operator(),
+                    Submit {
+                        target: target(&m, "f"),
+                        kind: CommandKind::Disconnect,
+                        reason: "test".into(),
+                        deadline: Some(Duration::from_secs(90)),
+                    },
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let first = submit(m0.clone()).await;
+    let done = wait_final(&engine, &first.id, Duration::from_secs(20)).await;
+    assert_eq!(done.state, CommandState::Confirmed, "{done:?}");
+    // The broker goes down; a command asked for meanwhile waits and goes out when it returns.
+    server.stop();
+    let second = submit(m1.clone()).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(link.relay_closed(&m1));
+    assert!(
+        !engine
+            .get(&reader(), &second.id)
+            .await
+            .unwrap()
+            .state
+            .is_final()
+    );
+    server.restart();
+    let done = wait_final(&engine, &second.id, Duration::from_secs(60)).await;
+    assert_eq!(done.state, CommandState::Confirmed, "{done:?}");
+    assert!(!link.relay_closed(&m1));
+    adapter.stop().await;
+    driver.stop().await;
+}
+both_stores!(commands_survive_a_bus_outage);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_are_enforced() {

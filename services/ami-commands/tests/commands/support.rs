@@ -61,6 +61,79 @@ pub async fn nats_bus(tag: &str) -> NatsBus {
     bus
 }
 
+/// A nats-server with JetStream of the test's own (on a free port, with its own store), for
+/// outages: stopped like a crash and started again on the same port and store.
+pub struct OwnNats {
+    port: u16,
+    store: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl OwnNats {
+    pub fn start() -> OwnNats {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let mut n = OwnNats {
+            port,
+            store: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        n.restart();
+        n
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        let bin = [
+            "/usr/sbin/nats-server",
+            "/usr/local/bin/nats-server",
+            "/usr/bin/nats-server",
+        ]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("nats-server");
+        let child = std::process::Command::new(bin)
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(self.store.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server on the PATH");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for OwnNats {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// A PostgreSQL database of its own, dropped by [`TestDb::drop_now`].
 pub struct TestDb {
     name: String,
