@@ -39,6 +39,9 @@ use crate::model::{
 };
 use crate::store::CommandStore;
 
+/// Commands looked at per driver pass, at most.
+const DRIVE_BATCH: usize = 2_000;
+
 /// The actor the engine writes for its own transitions.
 pub const ENGINE_ACTOR: &str = "engine";
 
@@ -788,7 +791,7 @@ impl<S: CommandStore> Engine<S> {
         match &ack.status {
             AckStatus::Received | AckStatus::Delivered => {
                 if rec.state == CommandState::Sent && ack.attempt == rec.attempts {
-                    rec.next_at_ms = now.saturating_add(ms(retry.ack_timeout));
+                    rec.look_at(now.saturating_add(ms(retry.ack_timeout)));
                     self.transition(
                         &mut rec,
                         CommandState::Delivered,
@@ -831,7 +834,7 @@ impl<S: CommandStore> Engine<S> {
                     }
                     (Some(_), None) => {
                         // Delivered, relay state unknown: read the meter to confirm it.
-                        rec.next_at_ms = rec.deadline_ms;
+                        rec.look_at(rec.deadline_ms);
                         let to = CommandState::Delivered;
                         self.transition(
                             &mut rec,
@@ -867,7 +870,7 @@ impl<S: CommandStore> Engine<S> {
                 );
                 if reason.retryable() && rec.attempts < retry.max_attempts {
                     let wait = retry.backoff(rec.attempts);
-                    rec.next_at_ms = now.saturating_add(ms(wait));
+                    rec.look_at(now.saturating_add(ms(wait)));
                     self.transition(
                         &mut rec,
                         CommandState::Queued,
@@ -957,7 +960,8 @@ impl<S: CommandStore> Engine<S> {
     async fn drive(&self) -> Result<(), EngineError> {
         let retry = &self.inner.config.retry;
         let topology = self.inner.bus.topology().clone();
-        for mut rec in self.inner.store.active_commands().await? {
+        let due = self.inner.store.due_commands(now_ms(), DRIVE_BATCH).await?;
+        for mut rec in due {
             let now = now_ms();
             if now > rec.deadline_ms {
                 let why = format!("deadline passed while {}", rec.state.name());
@@ -996,7 +1000,7 @@ impl<S: CommandStore> Engine<S> {
                     {
                         Ok(_) => {
                             rec.attempts = attempt;
-                            rec.next_at_ms = now.saturating_add(ms(retry.ack_timeout));
+                            rec.look_at(now.saturating_add(ms(retry.ack_timeout)));
                             self.transition(
                                 &mut rec,
                                 CommandState::Sent,
@@ -1006,7 +1010,7 @@ impl<S: CommandStore> Engine<S> {
                             .await?;
                         }
                         Err(e) => {
-                            rec.next_at_ms = now.saturating_add(ms(retry.backoff(attempt)));
+                            rec.look_at(now.saturating_add(ms(retry.backoff(attempt))));
                             rec.detail = format!("not sent: {e}");
                             self.inner.store.update_command(&rec, None).await?;
                         }
@@ -1020,7 +1024,7 @@ impl<S: CommandStore> Engine<S> {
                         self.on_final(&rec).await?;
                     } else {
                         let wait = retry.backoff(rec.attempts);
-                        rec.next_at_ms = now.saturating_add(ms(wait));
+                        rec.look_at(now.saturating_add(ms(wait)));
                         let why = format!(
                             "no answer within {:?}; retry in {wait:?}",
                             retry.ack_timeout

@@ -162,6 +162,14 @@ pub struct CommandRecord {
     pub campaign: Option<String>,
 }
 
+impl CommandRecord {
+    /// Sets when the engine next looks at it, never later than just past its deadline (so a
+    /// command due for expiry is always among the due ones).
+    pub fn look_at(&mut self, at_ms: i64) {
+        self.next_at_ms = at_ms.min(self.deadline_ms.saturating_add(1));
+    }
+}
+
 /// One transition of a command, kept for ever.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditEntry {

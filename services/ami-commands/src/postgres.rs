@@ -1,6 +1,6 @@
 //! The PostgreSQL store, for production. Schema: `migrations/postgres/`. A command change and
-//! its audit entry are one transaction; the active commands are found through a partial index
-//! on the states that are not final.
+//! its audit entry are one transaction; the commands due are found through a partial index
+//! on `next_at_ms` over the states that are not final.
 
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Row, Transaction};
@@ -211,6 +211,23 @@ impl CommandStore for PgStore {
     async fn active_commands(&self) -> Result<Vec<CommandRecord>, StoreError> {
         self.commands_where("state IN ('queued', 'sent', 'delivered')", None)
             .await
+    }
+
+    async fn due_commands(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<CommandRecord>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COMMAND_COLUMNS} FROM command
+             WHERE state IN ('queued', 'sent', 'delivered') AND next_at_ms <= $1
+             ORDER BY next_at_ms, seq LIMIT $2"
+        )))
+        .bind(now_ms)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(command_row).collect()
     }
 
     async fn bulk_commands(&self, bulk: &str) -> Result<Vec<CommandRecord>, StoreError> {

@@ -38,6 +38,13 @@ pub trait CommandStore: Send + Sync + 'static {
         &self,
     ) -> impl Future<Output = Result<Vec<CommandRecord>, StoreError>> + Send;
 
+    /// Up to `limit` active commands due at `now_ms` (`next_at_ms <= now_ms`), earliest first.
+    fn due_commands(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<CommandRecord>, StoreError>> + Send;
+
     /// Every command of a bulk request.
     fn bulk_commands(
         &self,
@@ -158,6 +165,24 @@ impl CommandStore for MemoryStore {
             .filter(|c| !c.state.is_final())
             .cloned()
             .collect())
+    }
+
+    async fn due_commands(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<CommandRecord>, StoreError> {
+        let g = self.lock();
+        let mut due: Vec<CommandRecord> = g
+            .order
+            .iter()
+            .filter_map(|id| g.commands.get(id))
+            .filter(|c| !c.state.is_final() && c.next_at_ms <= now_ms)
+            .cloned()
+            .collect();
+        due.sort_by_key(|c| c.next_at_ms);
+        due.truncate(limit);
+        Ok(due)
     }
 
     async fn bulk_commands(&self, bulk: &str) -> Result<Vec<CommandRecord>, StoreError> {

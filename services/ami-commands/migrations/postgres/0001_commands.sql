@@ -24,6 +24,8 @@ CREATE TABLE command (
     campaign      text
 );
 CREATE INDEX command_active ON command (seq) WHERE state IN ('queued', 'sent', 'delivered');
+-- next_at_ms never exceeds deadline_ms + 1, so the due ones include those to expire.
+CREATE INDEX command_due ON command (next_at_ms) WHERE state IN ('queued', 'sent', 'delivered');
 CREATE INDEX command_bulk ON command (bulk, seq) WHERE bulk IS NOT NULL;
 CREATE INDEX command_meter ON command (meter, created_ms);
 

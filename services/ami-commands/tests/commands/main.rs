@@ -5,6 +5,7 @@
 
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used, missing_docs)]
 
+mod store;
 mod support;
 
 use std::collections::HashMap;

@@ -205,12 +205,12 @@ macro_rules! both_stores {
         mod $check {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn memory() {
-                super::support::on_memory(super::$check).await;
+                crate::support::on_memory(super::$check).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                super::support::on_postgres(super::$check).await;
+                crate::support::on_postgres(super::$check).await;
             }
         }
     };
