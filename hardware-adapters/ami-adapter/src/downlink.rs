@@ -11,9 +11,10 @@
 //!    again: its recorded answer is published again instead. An id seen before with other
 //!    content is a replay and is refused;
 //! 4. refuses a command whose deadline has passed;
-//! 5. publishes a `received` ack, hands the command to the caller's [`MeterLink`], and
-//!    publishes the answer (`confirmed` with the meter's result, or `failed` with the reason)
-//!    on `<root>.cmdack.<adapter>.<meter>` with a `Nats-Msg-Id`;
+//! 5. publishes a `received` ack, hands the command to the caller's [`MeterLink`] (bounded by
+//!    [`DownlinkConfig::link_timeout`]; commands for different meters at once, each meter's
+//!    in order), and publishes the answer (`confirmed` with the meter's result, or `failed`
+//!    with the reason) on `<root>.cmdack.<adapter>.<meter>` with a `Nats-Msg-Id`;
 //! 6. acknowledges the JetStream message only once its acks are stored. While the bus is away
 //!    the acks are retried with backoff; a command whose message was never acknowledged (the
 //!    adapter stopped or crashed) is delivered again after the consumer's `ack_wait`.
@@ -25,8 +26,9 @@
 //! process: after a restart a re-delivered command reaches the meter again, which is why meter
 //! commands are made idempotent or self-describing (a relay already open stays open, a
 //! firmware block out of order is refused with the block the meter expects, and the head-end
-//! resumes from there). Failed refusals for signature problems are never remembered, so a
-//! forged message cannot block a genuine command's id.
+//! resumes from there); the deadline bounds how long a replay can matter. Refusals for
+//! signature problems are never remembered, so a forged message cannot block a genuine
+//! command's id.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -38,7 +40,7 @@ use ami_bus::command::{
     AckResult, AckStatus, CommandAck, CommandError, CommandKind, CommandRequest, FailReason,
     attempt_of,
 };
-use ami_bus::{Bus, BusError, ConsumerSettings, Message, StreamKind, header};
+use ami_bus::{Bus, BusError, ConsumerSettings, Delivery, Message, StreamKind, header};
 use ed25519_dalek::VerifyingKey;
 use tokio::sync::watch;
 
@@ -80,7 +82,7 @@ pub struct DownlinkConfig {
     pub adapter: String,
     /// The head-end keys whose signatures are accepted.
     pub trusted: Vec<VerifyingKey>,
-    /// Commands fetched at once.
+    /// Commands fetched at once; the meters among them are served at the same time.
     pub batch: usize,
     /// How long a fetched command may stay unacknowledged before NATS delivers it again.
     pub ack_wait: Duration,
@@ -88,6 +90,8 @@ pub struct DownlinkConfig {
     pub retry: (Duration, Duration),
     /// How many command ids are remembered for de-duplication.
     pub remember: usize,
+    /// How long the meter link may take for one command before it counts as unreachable.
+    pub link_timeout: Duration,
 }
 
 impl DownlinkConfig {
@@ -100,6 +104,7 @@ impl DownlinkConfig {
             ack_wait: Duration::from_secs(30),
             retry: (Duration::from_millis(100), Duration::from_secs(5)),
             remember: 100_000,
+            link_timeout: Duration::from_secs(60),
         }
     }
 
@@ -234,20 +239,47 @@ impl<L: MeterLink> Downlink<L> {
                     continue;
                 }
             };
+            // One lane per meter: a meter's commands in order, different meters at once
+            // (a slow meter on a PLC link holds up only itself).
+            let mut lanes: Vec<(String, Vec<Delivery>)> = Vec::new();
             for d in deliveries {
                 self.stats.received.fetch_add(1, Ordering::Relaxed);
-                let (msg, acker) = d.into_parts();
-                if !self.handle(&bus, &msg, &mut stop).await {
-                    // Stopped before the acks were stored: the message stays unacknowledged
-                    // and comes again.
-                    return;
-                }
-                if let Err(e) = acker.ack().await {
-                    self.stats.bus_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(adapter = %cfg.adapter, error = %e, "command not acknowledged; it will come again and be answered from memory");
+                let meter = d.message.subject.clone();
+                match lanes.iter_mut().find(|(m, _)| *m == meter) {
+                    Some((_, lane)) => lane.push(d),
+                    None => lanes.push((meter, vec![d])),
                 }
             }
+            let runs = lanes.into_iter().map(|(_, lane)| {
+                let bus = &bus;
+                let mut stop = stop.clone();
+                async move { self.lane(bus, lane, &mut stop).await }
+            });
+            if !futures_util::future::join_all(runs)
+                .await
+                .iter()
+                .all(|ok| *ok)
+            {
+                return;
+            }
         }
+    }
+
+    /// Handles one meter's commands in order; false if stopped before all were answered.
+    async fn lane(&self, bus: &Bus, lane: Vec<Delivery>, stop: &mut watch::Receiver<bool>) -> bool {
+        for d in lane {
+            let (msg, acker) = d.into_parts();
+            if !self.handle(bus, &msg, stop).await {
+                // Stopped before the acks were stored: the message stays unacknowledged and
+                // comes again.
+                return false;
+            }
+            if let Err(e) = acker.ack().await {
+                self.stats.bus_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(adapter = %self.config.adapter, error = %e, "command not acknowledged; it will come again and be answered from memory");
+            }
+        }
+        true
     }
 
     /// Handles one command message; false if stopped before its acks were stored.
@@ -271,7 +303,18 @@ impl<L: MeterLink> Downlink<L> {
                     return false;
                 }
                 self.stats.executed.fetch_add(1, Ordering::Relaxed);
-                let (status, result) = match self.link.execute(&req.meter, &req.kind).await {
+                let answer = tokio::time::timeout(
+                    self.config.link_timeout,
+                    self.link.execute(&req.meter, &req.kind),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    Err(LinkError::Unreachable(format!(
+                        "no answer from the meter within {:?}",
+                        self.config.link_timeout
+                    )))
+                });
+                let (status, result) = match answer {
                     Ok(result) => (
                         AckStatus::Confirmed {
                             detail: format!("{} carried out", req.kind.name()),
@@ -605,5 +648,47 @@ mod tests {
         );
         assert_eq!(dl.stats().duplicates.load(Ordering::Relaxed), 1);
         assert_eq!(dl.stats().refused.load(Ordering::Relaxed), 4);
+    }
+
+    /// A link whose meter never answers.
+    struct Silent;
+
+    impl MeterLink for Silent {
+        async fn execute(&self, _: &str, _: &CommandKind) -> Result<AckResult, LinkError> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_meter_that_never_answers_is_reported_unreachable_after_the_link_timeout() {
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let bus = Bus::Local(Arc::new(LocalBus::new(Topology::new("t"), 1000)));
+        acks(&bus, 0).await;
+        let mut cfg = DownlinkConfig::new("a1", vec![key.verifying_key()]);
+        cfg.link_timeout = Duration::from_millis(100);
+        let dl = Arc::new(Downlink::new(cfg, Arc::new(Silent)));
+        let (tx, rx) = watch::channel(false);
+        let task = {
+            let (dl, bus) = (Arc::clone(&dl), bus.clone());
+            tokio::spawn(async move { dl.run(bus, rx).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let r = request("c1", CommandKind::ReadNow, Some(&key));
+        bus.publish_batch(vec![r.to_message(bus.topology(), 1)])
+            .await
+            .unwrap();
+        let got = acks(&bus, 2).await;
+        tx.send(true).unwrap();
+        task.await.unwrap();
+        assert!(
+            matches!(
+                got.last().map(|a| &a.status),
+                Some(AckStatus::Failed {
+                    reason: FailReason::Unreachable,
+                    ..
+                })
+            ),
+            "{got:?}"
+        );
     }
 }
