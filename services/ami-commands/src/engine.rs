@@ -7,9 +7,11 @@
 //! due, retries those whose answer did not come within [`RetryPolicy::ack_timeout`] (with
 //! exponential backoff up to [`RetryPolicy::max_backoff`], at most
 //! [`RetryPolicy::max_attempts`] sends), and expires those past their deadline. The calls
-//! (`submit`, `approve_bulk`, ...) only write to the store; the driver does the rest, so one
-//! driver per store must run (several would send the same command twice, which the adapters'
-//! de-duplication absorbs but which the rate limits would count twice).
+//! (`submit`, `approve_bulk`, ...) only write to the store; the driver does the rest. Several
+//! HES replicas may run drivers on one store: only the holder of the store's driver lease
+//! ([`CommandStore::lead`], a PostgreSQL advisory lock) works, the others wait and take over
+//! when it goes (within a tick; in that tick both may send, which the adapters'
+//! de-duplication absorbs).
 //!
 //! Safety:
 //! * every call takes a [`Principal`]; readers read, operators command, supervisors approve;
@@ -736,9 +738,26 @@ impl<S: CommandStore> Engine<S> {
                 }
             }
         };
+        let mut leading = false;
         loop {
             if *stop.borrow() {
                 return Ok(());
+            }
+            // One driver per store: the others wait, neither sending nor applying acks.
+            let lead = self.inner.store.lead().await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot check the driver lease");
+                false
+            });
+            if lead != leading {
+                tracing::info!(leading = lead, "command driver lease");
+                leading = lead;
+            }
+            if !lead {
+                tokio::select! {
+                    () = tokio::time::sleep(tick) => {}
+                    _ = stop.changed() => return Ok(()),
+                }
+                continue;
             }
             let fetched = tokio::select! {
                 r = consumer.fetch(512, tick) => r,

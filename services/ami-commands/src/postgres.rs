@@ -2,8 +2,10 @@
 //! its audit entry are one transaction; the commands due are found through a partial index
 //! on `next_at_ms` over the states that are not final.
 
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
-use sqlx::{Row, Transaction};
+use std::sync::Arc;
+
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection, Row, Transaction};
 
 use crate::error::StoreError;
 use crate::model::{
@@ -16,10 +18,16 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 
 const COMMAND_COLUMNS: &str = "id, meter, adapter, segment, kind, state, attempts, requested_by, reason, created_ms, deadline_ms, updated_ms, next_at_ms, detail, result, parent, bulk, campaign";
 
-/// The PostgreSQL store.
+/// The advisory lock whose holder drives the commands (`ami` + 'cmd').
+const DRIVER_LEASE: i64 = 0x616d_6963_6d64;
+
+/// The PostgreSQL store. Clones share the pool and the driver lease.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The connection holding the driver lease (a session advisory lock, released when the
+    /// connection closes: the process stops or loses the database).
+    lease: Arc<tokio::sync::Mutex<Option<PgConnection>>>,
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
@@ -96,7 +104,10 @@ impl PgStore {
             .max_connections(max_connections.max(1))
             .connect(url)
             .await?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            lease: Arc::new(tokio::sync::Mutex::new(None)),
+        })
     }
 
     /// Brings the schema up to date.
@@ -107,8 +118,11 @@ impl PgStore {
             .map_err(|e| StoreError::Migrate(e.to_string()))
     }
 
-    /// Closes the pool.
+    /// Gives the driver lease up and closes the pool.
     pub async fn close(&self) {
+        if let Some(conn) = self.lease.lock().await.take() {
+            let _ = conn.close().await;
+        }
         self.pool.close().await;
     }
 
@@ -128,6 +142,28 @@ impl PgStore {
 }
 
 impl CommandStore for PgStore {
+    /// The lease is a session advisory lock on a connection taken out of the pool; checking it
+    /// is a round trip on that connection, and a connection that fails gives it up.
+    async fn lead(&self) -> Result<bool, StoreError> {
+        let mut lease = self.lease.lock().await;
+        if let Some(conn) = lease.as_mut() {
+            if sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok() {
+                return Ok(true);
+            }
+            *lease = None;
+        }
+        let mut conn = self.pool.acquire().await?;
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(DRIVER_LEASE)
+            .fetch_one(&mut *conn)
+            .await?;
+        if got {
+            // Out of the pool, so the lock goes with this connection and nowhere else.
+            *lease = Some(conn.detach());
+        }
+        Ok(got)
+    }
+
     async fn insert_command(
         &self,
         rec: &CommandRecord,

@@ -13,6 +13,10 @@ use crate::model::{AuditEntry, BulkRequest, Campaign, CampaignMeter, CommandReco
 
 /// Storage of commands, audit, bulk requests and campaigns.
 pub trait CommandStore: Send + Sync + 'static {
+    /// Whether this process may drive the commands now: takes the single driver lease, or
+    /// checks it still holds it. Engines whose store says no neither send nor apply acks.
+    fn lead(&self) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Stores a new command and the entry of its creation.
     fn insert_command(
         &self,
@@ -119,6 +123,11 @@ impl MemoryStore {
 }
 
 impl CommandStore for MemoryStore {
+    /// One process holds the memory: it always leads.
+    async fn lead(&self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+
     async fn insert_command(
         &self,
         rec: &CommandRecord,

@@ -700,6 +700,71 @@ async fn commands_survive_a_bus_outage<S: CommandStore>(store: S) {
 }
 both_stores!(commands_survive_a_bus_outage);
 
+/// Two HES replicas on one database: one drives, the other takes over when it goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_driver_per_database_and_a_takeover() {
+    let db = TestDb::create().await;
+    let (a, b) = (
+        ami_commands::PgStore::connect(&db.url(), 4).await.unwrap(),
+        ami_commands::PgStore::connect(&db.url(), 4).await.unwrap(),
+    );
+    a.migrate().await.unwrap();
+    let nats = nats_bus("lead").await;
+    let bus = Bus::Nats(nats.clone());
+    let link = SimLink::new(8);
+    let ids = link.meter_ids();
+    let hes = key();
+    let first = Engine::new(a.clone(), bus.clone(), hes.clone(), fast_config());
+    let second = Engine::new(b.clone(), bus.clone(), hes.clone(), fast_config());
+    let d1 = RunningEngine::start(&first);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let d2 = RunningEngine::start(&second);
+    let adapter = RunningDownlink::start(&bus, ADAPTER, hes.verifying_key(), &link);
+    let submit = |engine: Engine<ami_commands::PgStore>, m: String| async move {
+        engine
+            .submit(
+                &operator(),
+                Submit {
+                    target: target(&m, "f"),
+                    kind: CommandKind::Disconnect,
+                    reason: "test".into(),
+                    deadline: None,
+                },
+            )
+            .await
+            .unwrap()
+    };
+    // Commands asked through either replica are each sent once.
+    let mut cmds = Vec::new();
+    for (i, m) in ids[..4].iter().enumerate() {
+        let e = if i % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        cmds.push(submit(e, m.clone()).await);
+    }
+    for c in &cmds {
+        let done = wait_final(&second, &c.id, Duration::from_secs(20)).await;
+        assert_eq!(done.state, CommandState::Confirmed, "{done:?}");
+        let trail = second.audit(&reader(), &c.id).await.unwrap();
+        let sends = trail.iter().filter(|t| t.to == CommandState::Sent).count();
+        assert_eq!(sends, 1, "sent by one driver only: {trail:?}");
+    }
+    // The leader goes: the other replica takes over.
+    d1.stop().await;
+    a.close().await;
+    let c = submit(second.clone(), ids[5].clone()).await;
+    let done = wait_final(&second, &c.id, Duration::from_secs(20)).await;
+    assert_eq!(done.state, CommandState::Confirmed, "{done:?}");
+    assert!(!link.relay_closed(&ids[5]));
+    adapter.stop().await;
+    d2.stop().await;
+    b.close().await;
+    nats.delete_streams().await.unwrap();
+    db.drop_now().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_are_enforced() {
     let bus = Bus::Local(Arc::new(LocalBus::new(Topology::new("roles"), 100)));
