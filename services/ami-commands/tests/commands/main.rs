@@ -707,9 +707,19 @@ both_stores!(commands_survive_a_bus_outage);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_driver_per_database_and_a_takeover() {
     let db = TestDb::create().await;
+    let url = db.url();
+    let outcome = tokio::spawn(async move { two_replicas(url).await }).await;
+    db.drop_now().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+async fn two_replicas(url: String) {
+    let db_url = url;
     let (a, b) = (
-        ami_commands::PgStore::connect(&db.url(), 4).await.unwrap(),
-        ami_commands::PgStore::connect(&db.url(), 4).await.unwrap(),
+        ami_commands::PgStore::connect(&db_url, 4).await.unwrap(),
+        ami_commands::PgStore::connect(&db_url, 4).await.unwrap(),
     );
     a.migrate().await.unwrap();
     let nats = nats_bus("lead").await;
@@ -765,7 +775,6 @@ async fn one_driver_per_database_and_a_takeover() {
     d2.stop().await;
     b.close().await;
     nats.delete_streams().await.unwrap();
-    db.drop_now().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
