@@ -95,6 +95,27 @@ async fn disconnect_is_confirmed_with_the_relay_open<S: CommandStore>(store: S) 
         }
     }
     assert_eq!(seen.last(), Some(&CommandState::Confirmed), "{seen:?}");
+    // And back: a reconnect is confirmed once the relay reads closed.
+    let rec = engine
+        .submit(
+            &operator(),
+            Submit {
+                target: target(&meter, "feeder-1"),
+                kind: CommandKind::Reconnect,
+                reason: "paid".into(),
+                deadline: None,
+            },
+        )
+        .await
+        .unwrap();
+    let done = wait_final(&engine, &rec.id, Duration::from_secs(20)).await;
+    assert_eq!(done.state, CommandState::Confirmed, "{done:?}");
+    assert!(
+        done.detail.contains("relay reads closed"),
+        "{}",
+        done.detail
+    );
+    assert!(link.relay_closed(&meter));
     adapter.stop().await;
     driver.stop().await;
     nats.delete_streams().await.unwrap();
@@ -360,6 +381,19 @@ async fn bulk_disconnect_needs_a_second_approval_and_is_throttled<S: CommandStor
     assert!(matches!(
         engine.approve_bulk(&own, &req.id).await,
         Err(EngineError::SameApprover(..))
+    ));
+    // A rejected request sends nothing and cannot be approved afterwards.
+    let rejected = engine
+        .request_bulk_disconnect(&operator(), targets.clone(), "arrears", deadline)
+        .await
+        .unwrap();
+    engine
+        .reject_bulk(&supervisor(), &rejected.id, "wrong list")
+        .await
+        .unwrap();
+    assert!(matches!(
+        engine.approve_bulk(&supervisor(), &rejected.id).await,
+        Err(EngineError::InvalidState(_))
     ));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
