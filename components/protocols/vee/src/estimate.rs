@@ -12,6 +12,10 @@ use crate::{EstimationMethod, Finding, Interval, RuleError, Series, Verdict};
 
 const DAY_MS: i64 = 86_400_000;
 
+/// The most like-day lookups one `estimate-like-day` call may make (missing intervals times
+/// days looked back), so that a hostile window cannot keep it busy for minutes.
+const MAX_LOOKUPS: i64 = 20_000_000;
+
 /// The grid, each value's grid point, the window and its gaps; `None` with nothing to look at.
 struct Gaps {
     grid: Grid,
@@ -174,6 +178,20 @@ pub(crate) fn like_day(p: &Params<'_>, s: &Series<'_>) -> Result<Vec<Finding>, R
         ByTime::new(g.grid, s.history),
         ByTime::new(g.grid, s.values),
     );
+    let missing: i64 = g.gaps.iter().map(|gap| gap.len).sum();
+    if missing.saturating_mul(lookback / step) > MAX_LOOKUPS {
+        return Err(RuleError::Unsuitable(format!(
+            "estimate-like-day: {missing} missing intervals times {lookback} days of lookback \
+             is more than {MAX_LOOKUPS} lookups"
+        )));
+    }
+    // Nothing lies before the earliest value or history value: no need to look further back.
+    let earliest = [history.at.first(), values.at.first()]
+        .into_iter()
+        .flatten()
+        .map(|(t, _)| *t)
+        .min()
+        .unwrap_or(i64::MAX);
     let mut out = Vec::new();
     let mut found: Vec<Quantity> = Vec::with_capacity(want);
     for gap in &g.gaps {
@@ -181,7 +199,7 @@ pub(crate) fn like_day(p: &Params<'_>, s: &Series<'_>) -> Result<Vec<Finding>, R
             found.clear();
             let mut days = step;
             while days <= lookback && found.len() < want {
-                let Some(then) = t.checked_sub(days * DAY_MS) else {
+                let Some(then) = t.checked_sub(days * DAY_MS).filter(|t| *t >= earliest) else {
                     break;
                 };
                 let like = history.get(then).or_else(|| values.get(then));
