@@ -547,6 +547,17 @@ mod tests {
             ),
             Err(RuleError::BadParameter(_))
         ));
+        // A window of a million missing intervals with eight weeks of daily lookback is more
+        // work than the rule takes on.
+        let wide = [
+            p("window-start", n(at(0))),
+            p("window-end", n(at(1_000_000))),
+            p("same-weekday", n(0)),
+        ];
+        assert!(matches!(
+            run("estimate-like-day", &wide, &[], &history),
+            Err(RuleError::Unsuitable(m)) if m.contains("lookups")
+        ));
     }
 
     #[test]

@@ -55,6 +55,9 @@
 //! | `estimate-like-day` | the mean of the values at the same time on up to `like-days` earlier like days (the same weekday with `same-weekday = 1`, else any day), looked for in history and in the series up to `max-lookback-days` back, skipping estimated values; needs `min-like-days` of them | `window-start`, `window-end`, `grid-offset-s` (0), `like-days` (4), `same-weekday` (1), `max-lookback-days` (56), `min-like-days` (1) |
 //! | `estimate-register-prorate` | the register's advance over the window (`register-end - register-start`, read at the start of the first and the end of the last interval) less the values present, spread over the missing intervals in proportion to the mean history value at their time of day (`profile = 1`, when history covers each of them with a positive total), else evenly; shares are rounded so that they add up exactly. If the present values already exceed the advance, each missing interval fails | `register-start`, `register-end` (required), `window-start`, `window-end`, `grid-offset-s` (0), `profile` (1) |
 //!
+//! `estimate-like-day` refuses windows whose missing intervals times the days it looks back
+//! exceed twenty million lookups.
+//!
 //! Days are UTC days: like-day and profile lookups step back whole 24-hour days, so the hours
 //! next to a daylight-saving change are compared with the neighbouring hour.
 
