@@ -185,6 +185,15 @@ fn tiered(
     if count == 0 {
         return Err(bad("parameter tier.1.price is missing".into()));
     }
+    let names = ps.names();
+    if let Some(gap) = (1..count).find(|k| {
+        !names.contains(&format!("tier.{k}.price").as_str())
+            && !names.contains(&format!("tier.{k}.up-to").as_str())
+    }) {
+        return Err(bad(format!(
+            "parameter tier.{gap}.price is missing: tiers are numbered 1, 2, ... without gaps"
+        )));
+    }
     // (upper bound kWh or open, price)
     let mut tiers: Vec<(Option<Dec>, Quantity)> = Vec::new();
     let mut last = Dec::ZERO;
