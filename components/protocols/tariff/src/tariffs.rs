@@ -59,17 +59,7 @@ fn done(ps: &mut Params<'_>, id: &str) -> Result<(), TariffError> {
 
 /// Register `1-0:1.8.<e>`.
 fn import_rate(e: usize) -> Obis {
-    IMPORT.with_e(u8::try_from(e).unwrap_or(u8::MAX))
-}
-
-trait WithE {
-    fn with_e(self, e: u8) -> Self;
-}
-
-impl WithE for Obis {
-    fn with_e(self, e: u8) -> Self {
-        Obis::new(self.a, self.b, self.c, self.d, e, self.f)
-    }
+    Obis::new(1, 0, 1, 8, u8::try_from(e).unwrap_or(u8::MAX), 255)
 }
 
 /// `tou`, and `cpp` on top of it.
