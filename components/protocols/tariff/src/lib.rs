@@ -78,9 +78,10 @@
 //! | `demand.price` | price per kW of the period's maximum demand |
 //! | `demand.sub-intervals` | intervals per demand window (default 1): 15-minute data with 1 gives block demand, 5-minute data with 3 a 15-minute sliding demand. The window (`interval-minutes` x this) must divide 60 minutes |
 //!
-//! Demand is the window's energy over its length (kW); the first windows of the period start
-//! at its start. Determinants `kwh.import` and `kw.max-demand` (register `1-0:1.6.0`), `at` the
-//! end of the window with the highest demand (the earliest of equal peaks).
+//! Demand is the window's energy over its length (kW), for every window of consecutive
+//! intervals within the period. Determinants `kwh.import` and `kw.max-demand` (register
+//! `1-0:1.6.0`), `at` the end of the window with the highest demand (the earliest of equal
+//! peaks).
 //!
 //! ## `net-metering`: import, export and their balance
 //!
