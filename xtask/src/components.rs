@@ -18,6 +18,7 @@ pub const COMPONENT_CRATES: &[&str] = &[
     "ami-example-vee-rule",
     "ami-example-tariff",
     "ami-vee-standard",
+    "ami-tariff-standard",
     "ami-test-hostile-decoder",
     "ami-test-net-decoder",
 ];
@@ -33,6 +34,7 @@ const SHIPPED: &[&str] = &[
     "components/examples/example-vee-rule",
     "components/examples/example-tariff",
     "components/vee/standard",
+    "components/tariffs/standard",
 ];
 
 /// Where `ami` keeps its plugins, trusted keys and the development signing key.
