@@ -7,6 +7,7 @@
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
 pub mod nats;
+pub mod pg;
 
 use ami_plugin_host::package::{self, Package};
 use ami_plugin_host::{Host, HostConfig, KeyStore, Manifest, TrustStore};
@@ -108,4 +109,11 @@ pub fn host_with(trusted: &[&SigningKey], keys: Arc<dyn KeyStore>, config: HostC
         trust.add(k.verifying_key());
     }
     Host::new(config, trust, keys).expect("host")
+}
+
+/// The Python of the test tools' virtualenv (`cargo xtask setup` makes it: grpcio and
+/// grpcio-reflection, for clients of the gRPC APIs that no one here wrote).
+pub fn test_python() -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    home.join(".cache/ami-test-venv/bin/python")
 }

@@ -17,6 +17,8 @@ pub const COMPONENT_CRATES: &[&str] = &[
     "ami-example-decoder",
     "ami-example-vee-rule",
     "ami-example-tariff",
+    "ami-vee-standard",
+    "ami-tariff-standard",
     "ami-test-hostile-decoder",
     "ami-test-net-decoder",
 ];
@@ -31,6 +33,8 @@ const SHIPPED: &[&str] = &[
     "components/examples/example-decoder",
     "components/examples/example-vee-rule",
     "components/examples/example-tariff",
+    "components/vee/standard",
+    "components/tariffs/standard",
 ];
 
 /// Where `ami` keeps its plugins, trusted keys and the development signing key.

@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's developer tasks.
 //!
 //! - `setup`: installs what the tests need where it is missing (the `wasm32-wasip2` target,
-//!   nats-server, PostgreSQL) and starts the services;
+//!   nats-server, PostgreSQL, Mosquitto) and starts the services;
 //! - `components`: builds every Wasm component for `wasm32-wasip2`, packages and signs the
 //!   shipped ones with the local development key, and installs them where `ami` looks;
 //! - `test`: `setup`, `components`, then the whole test suite;

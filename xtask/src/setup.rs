@@ -32,7 +32,8 @@ fn sh(line: &str) -> Result<()> {
     run_cmd(&mut cmd)
 }
 
-/// Installs the wasm target, nats-server and PostgreSQL where missing; starts them.
+/// Installs the wasm target, nats-server, PostgreSQL and Mosquitto (for the MQTT bridge's
+/// tests) where missing; starts them.
 pub fn run() -> Result<()> {
     let targets = Command::new("rustup")
         .args(["target", "list", "--installed"])
@@ -47,6 +48,9 @@ pub fn run() -> Result<()> {
     }
     if !have("pg_ctlcluster") {
         missing.push("postgresql");
+    }
+    if !have("mosquitto") {
+        missing.push("mosquitto");
     }
     if !missing.is_empty() {
         sh(&format!(
@@ -65,11 +69,47 @@ pub fn run() -> Result<()> {
             "for v in $(ls /etc/postgresql); do {sudo} pg_ctlcluster --skip-systemctl-redirect $v main start || true; done"
         ))?;
     }
+    test_venv()?;
+    if !listening(1883) {
+        // Without a configuration file Mosquitto 2 listens on the loopback interface only.
+        sh(&format!(
+            "{sudo} start-stop-daemon --start --oknodo --background \
+             --exec \"$(command -v mosquitto)\" -- -p 1883"
+        ))?;
+    }
     for _ in 0..50 {
-        if listening(4222) && listening(5432) {
+        if listening(4222) && listening(5432) && listening(1883) {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    anyhow::bail!("nats-server (4222) or PostgreSQL (5432) did not come up on 127.0.0.1")
+    anyhow::bail!(
+        "nats-server (4222), PostgreSQL (5432) or Mosquitto (1883) did not come up on 127.0.0.1"
+    )
+}
+
+/// The Python tools of the tests, pinned, in `~/.cache/ami-test-venv`: grpcio and
+/// grpcio-reflection, a gRPC client that discovers the APIs by reflection.
+fn test_venv() -> Result<()> {
+    let home = std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default();
+    let venv = home.join(".cache/ami-test-venv");
+    let python = venv.join("bin/python");
+    let ready = Command::new(&python)
+        .args(["-c", "import grpc, grpc_reflection"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ready {
+        return Ok(());
+    }
+    if !python.is_file() {
+        run_cmd(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+    }
+    run_cmd(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "-q",
+        "grpcio==1.76.0",
+        "grpcio-reflection==1.76.0",
+    ]))
 }

@@ -6,11 +6,16 @@
 //! (`<root>.raw.<protocol>.<adapter>`) in order, in batches, with a de-duplication id, and
 //! forgets them only once the bus has stored them. Nothing is lost while NATS or the WAN is
 //! down, nor when the adapter restarts.
+//!
+//! The [`downlink`] runs the other way: signed commands from the head-end, verified,
+//! de-duplicated and handed to the adapter's [`MeterLink`], answered with acks.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod downlink;
 pub mod forward;
 pub mod spool;
 
+pub use downlink::{Downlink, DownlinkConfig, DownlinkStats, LinkError, MeterLink};
 pub use forward::{Adapter, AdapterConfig, AdapterStats};
 pub use spool::{Spool, SpoolError, SpoolFrame, SpoolRecord};

@@ -267,6 +267,8 @@ pub enum DeadKind {
     NoDecoder,
     /// Neither the frame nor the adapter names the meter.
     NoMeter,
+    /// A downstream consumer refused the message's content (the store's checks).
+    Refused,
 }
 
 impl DeadKind {
@@ -278,6 +280,7 @@ impl DeadKind {
             DeadKind::Envelope => "envelope",
             DeadKind::NoDecoder => "no-decoder",
             DeadKind::NoMeter => "no-meter",
+            DeadKind::Refused => "refused",
         }
     }
 }

@@ -12,6 +12,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod command;
 pub mod envelope;
 pub mod local;
 pub mod message;
@@ -22,6 +23,9 @@ pub mod trace;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use command::{
+    AckResult, AckStatus, CommandAck, CommandError, CommandKind, CommandRequest, FailReason,
+};
 pub use envelope::{DeadKind, EventMessage, RawFrame, ReadingsMessage, WireReading};
 pub use local::{LocalBus, LocalConsumer};
 pub use message::{AckHandle, Delivery, Headers, Message, header};

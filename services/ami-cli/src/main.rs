@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod decode_cmd;
 mod host_cmd;
+mod mdms_cmd;
 mod native;
 mod output;
 mod paths;
@@ -43,6 +44,8 @@ enum Command {
     Up(up::UpArgs),
     /// The host runtime's ingest role on NATS: raw frames to readings, events, dead letters.
     Host(host_cmd::HostArgs),
+    /// The Meter Data Management System: readings into the store, VEE, bills, gRPC ami.mdms.v1.
+    Mdms(mdms_cmd::MdmsArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -70,5 +73,6 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Bench(c) => bench::run(c, &cli.paths),
         Command::Up(a) => up::run(a, &cli.paths),
         Command::Host(a) => host_cmd::run(a, &cli.paths),
+        Command::Mdms(a) => mdms_cmd::run(a, &cli.paths),
     }
 }

@@ -23,7 +23,6 @@ use std::time::Instant;
 
 use ami_domain::time::unix_ms;
 use ami_domain::{Obis, Quality, Quantity, Reading, Unit};
-use ami_mdms_store::postgres::{COPY_COLUMNS, copy_binary};
 use ami_mdms_store::{IntervalReading, MeterDataStore, PgStore, SqliteStore};
 use anyhow::{Context, bail};
 use sqlx::{AssertSqlSafe, Connection, Executor};
@@ -116,32 +115,8 @@ async fn checkpoint(url: &str) -> anyhow::Result<()> {
 }
 
 async fn raw_copy(url: &str, data: &[IntervalReading], batch: usize) -> anyhow::Result<f64> {
-    let mut c = sqlx::PgConnection::connect(url).await?;
-    c.execute(
-        "CREATE TABLE raw_copy (meter text NOT NULL, register bigint NOT NULL,
-            ts timestamptz NOT NULL, mantissa bigint NOT NULL, exponent smallint NOT NULL,
-            unit smallint NOT NULL, quality integer NOT NULL,
-            PRIMARY KEY (meter, register, ts))",
-    )
-    .await?;
-    let statement = format!("COPY raw_copy {COPY_COLUMNS} FROM STDIN (FORMAT binary)");
-    let started = Instant::now();
-    for chunk in data.chunks(batch) {
-        let mut copy = c.copy_in_raw(&statement).await?;
-        copy.send(copy_binary(chunk)).await?;
-        copy.finish().await?;
-    }
-    let secs = started.elapsed().as_secs_f64();
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM raw_copy")
-        .fetch_one(&mut c)
-        .await?;
-    anyhow::ensure!(
-        n as usize == data.len(),
-        "raw copy stored {n} of {} rows",
-        data.len()
-    );
-    c.close().await?;
-    Ok(data.len() as f64 / secs)
+    let took = ami_mdms_store::reference::pg_copy(url, "raw_copy", data, batch).await?;
+    Ok(data.len() as f64 / took.as_secs_f64())
 }
 
 async fn store_ingest<S: MeterDataStore>(

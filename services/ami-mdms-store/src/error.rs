@@ -50,6 +50,9 @@ pub enum InvalidInput {
         /// Inclusive end, Unix milliseconds.
         until_ms: i64,
     },
+    /// A required text field is empty.
+    #[error("{0} must not be empty")]
+    EmptyField(&'static str),
     /// A new version names nobody as its author.
     #[error("a new version needs an actor (who made it)")]
     EmptyActor,
@@ -73,6 +76,12 @@ pub enum StoreError {
     /// A stored row holds a value this version of ami cannot read (unknown unit or source).
     #[error("stored row unreadable: {0}")]
     Corrupt(String),
+    /// The record asked for does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The record is not in a state that allows the change (an edit already reviewed).
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// The store URL names no backend we have.
     #[error("unsupported store url {0:?}: expected postgres://, sqlite: or sqlite::memory:")]
     UnsupportedUrl(String),

@@ -25,9 +25,11 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod any;
+pub mod catalog;
 pub mod error;
 pub mod model;
 pub mod postgres;
+pub mod reference;
 pub mod sqlite;
 
 use std::future::Future;
@@ -35,6 +37,9 @@ use std::future::Future;
 use ami_domain::Obis;
 
 pub use any::AnyStore;
+pub use catalog::{
+    Catalog, Edit, EditStatus, GroupKind, MeterInfo, NewEdit, NewException, Resolution, VeeException,
+};
 pub use error::{InvalidInput, Result, StoreError};
 pub use model::{
     CONFLICTING_REREAD, EXPONENT_RANGE, INGEST_ACTOR, IngestReport, IntervalReading, MAX_METER_LEN,

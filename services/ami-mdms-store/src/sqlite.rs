@@ -292,6 +292,11 @@ impl SqliteStore {
         self
     }
 
+    /// The writer's connection pool (reads through it see every write made so far).
+    pub(crate) fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
     /// The readers' connection pool, for queries this API does not cover.
     pub fn readers(&self) -> &SqlitePool {
         &self.pool

@@ -13,6 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ami_domain::time::unix_ms;
 use ami_domain::{Obis, Quality, Quantity, Reading, Unit};
 use ami_mdms_store::{
+    Catalog, EditStatus, GroupKind, MeterInfo, NewEdit, NewException, Resolution,
     CONFLICTING_REREAD, INGEST_ACTOR, IngestReport, IntervalReading, InvalidInput, MeterDataStore,
     NewVersion, PgStore, Source, Span, SqliteStore, StoreError, View,
 };
@@ -150,6 +151,9 @@ on_both!(
     invalid_input_is_refused_whole,
     concurrent_ingests_count_each_row_once,
     big_batches_and_migrate_twice,
+    catalog_meters_and_groups,
+    catalog_exceptions_open_and_resolved,
+    catalog_edit_review_once,
 );
 
 fn reading(meter: &str, register: Obis, ts_ms: i64, wh: i64) -> IntervalReading {
@@ -753,4 +757,120 @@ async fn sqlite_file_is_wal_and_persists() {
         ami_mdms_store::AnyStore::open("mysql://x", 1).await,
         Err(StoreError::UnsupportedUrl(_))
     ));
+}
+
+fn meter_info(id: &str, class: &str, feeder: &str, transformer: &str) -> MeterInfo {
+    MeterInfo {
+        id: id.into(),
+        class: class.into(),
+        feeder: feeder.into(),
+        transformer: transformer.into(),
+        customer_class: "residential".into(),
+    }
+}
+
+async fn catalog_meters_and_groups<S: MeterDataStore + Catalog>(s: Arc<S>) {
+    s.touch_meters(&["m-seen".into(), "m-1".into()], 5).await.unwrap();
+    let written = s
+        .upsert_meters(&[
+            meter_info("m-1", "commercial", "f-1", "t-1"),
+            meter_info("m-2", "residential", "f-1", "t-2"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(written, 2);
+    // Touching a meter already known keeps its class and groups.
+    s.touch_meters(&["m-1".into()], 6).await.unwrap();
+    let all = s.meters().await.unwrap();
+    let ids: Vec<&str> = all.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["m-1", "m-2", "m-seen"]);
+    assert_eq!(all[0].class, "commercial");
+    assert_eq!(all[2].class, "default");
+    assert_eq!(
+        s.meters_in_group(GroupKind::Feeder, "f-1").await.unwrap(),
+        ["m-1", "m-2"]
+    );
+    assert_eq!(
+        s.meters_in_group(GroupKind::Transformer, "t-2").await.unwrap(),
+        ["m-2"]
+    );
+    assert!(s.meter("nope").await.unwrap().is_none());
+    let empty = s.upsert_meters(&[meter_info(" ", "c", "", "")]).await;
+    assert!(matches!(empty, Err(StoreError::Invalid(_))), "{empty:?}");
+}
+
+async fn catalog_exceptions_open_and_resolved<S: MeterDataStore + Catalog>(s: Arc<S>) {
+    let t0 = unix_ms(2026, 3, 1, 0, 0, 0);
+    let found = |ts_ms: i64, rule: &str| NewException {
+        meter: "m-1".into(),
+        register: ENERGY,
+        ts_ms,
+        rule: rule.into(),
+        reason: format!("{rule} fired"),
+    };
+    let new = s
+        .raise_exceptions(&[found(t0 + QUARTER, "spike"), found(t0 + 2 * QUARTER, "zero")], 10)
+        .await
+        .unwrap();
+    assert_eq!(new, 2);
+    // The same finding again is not a second exception.
+    assert_eq!(s.raise_exceptions(&[found(t0 + QUARTER, "spike")], 11).await.unwrap(), 0);
+    let open = s.exceptions(Some("m-1"), false).await.unwrap();
+    assert_eq!(open.len(), 2);
+    assert_eq!(open[0].register, ENERGY);
+    assert_eq!(open[0].reason, "spike fired");
+    assert_eq!(
+        s.open_exception_times("m-1", ENERGY, t0, t0 + 4 * QUARTER).await.unwrap(),
+        [t0 + QUARTER, t0 + 2 * QUARTER]
+    );
+    let by = Resolution { text: "meter replaced".into(), by: "alice".into(), at_ms: 20 };
+    let closed = s.resolve_exception(open[0].id, by.clone()).await.unwrap();
+    assert_eq!(closed.resolved, Some(by.clone()));
+    assert!(matches!(
+        s.resolve_exception(open[0].id, by.clone()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(s.resolve_exception(9999, by).await, Err(StoreError::NotFound(_))));
+    assert_eq!(s.exceptions(None, false).await.unwrap().len(), 1);
+    assert_eq!(s.exceptions(None, true).await.unwrap().len(), 2);
+    assert_eq!(
+        s.open_exception_times("m-1", ENERGY, t0, t0 + 4 * QUARTER).await.unwrap(),
+        [t0 + 2 * QUARTER]
+    );
+}
+
+async fn catalog_edit_review_once<S: MeterDataStore + Catalog>(s: Arc<S>) {
+    let ts = unix_ms(2026, 3, 1, 0, 15, 0);
+    let proposed = s
+        .propose_edit(
+            &NewEdit {
+                meter: "m-1".into(),
+                register: ENERGY,
+                ts_ms: ts,
+                value: Quantity::new(-12345, -3),
+                unit: Unit::WattHour,
+                reason: "customer read".into(),
+                proposed_by: "bob".into(),
+            },
+            30,
+        )
+        .await
+        .unwrap();
+    assert_eq!(proposed.status, EditStatus::Pending);
+    assert_eq!(proposed.edit.value, Quantity::new(-12345, -3));
+    assert_eq!(s.edits(false).await.unwrap().len(), 1);
+    let review = Resolution { text: "ok".into(), by: "carol".into(), at_ms: 40 };
+    let approved = s
+        .close_edit(proposed.id, EditStatus::Approved, review.clone(), Some(2))
+        .await
+        .unwrap();
+    assert_eq!(approved.status, EditStatus::Approved);
+    assert_eq!(approved.version, Some(2));
+    assert_eq!(approved.review, Some(review.clone()));
+    assert!(matches!(
+        s.close_edit(proposed.id, EditStatus::Rejected, review, None).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(s.edits(false).await.unwrap().is_empty());
+    assert_eq!(s.edits(true).await.unwrap().len(), 1);
 }

@@ -64,6 +64,27 @@ pub fn quality(q: t::Quality) -> d::Quality {
         .fold(d::Quality::VALID, |acc, (_, dq)| acc.with(dq))
 }
 
+/// Domain quality bits into WIT's flags (unknown bits are dropped).
+pub fn quality_to_wit(q: d::Quality) -> t::Quality {
+    let pairs = [
+        (d::Quality::SUSPECT, t::Quality::SUSPECT),
+        (d::Quality::ESTIMATED, t::Quality::ESTIMATED),
+        (d::Quality::EDITED, t::Quality::EDITED),
+        (d::Quality::CLOCK_INVALID, t::Quality::CLOCK_INVALID),
+        (d::Quality::OVERFLOW, t::Quality::OVERFLOW),
+        (
+            d::Quality::TIME_FROM_RECEIVER,
+            t::Quality::TIME_FROM_RECEIVER,
+        ),
+        (d::Quality::POWER_OUTAGE, t::Quality::POWER_OUTAGE),
+        (d::Quality::CLOCK_ADJUSTED, t::Quality::CLOCK_ADJUSTED),
+    ];
+    pairs
+        .into_iter()
+        .filter(|(dq, _)| q.contains(*dq))
+        .fold(t::Quality::empty(), |acc, (_, w)| acc | w)
+}
+
 macro_rules! event_kind_map {
     ($($v:ident),* $(,)?) => {
         /// WIT event kind into the domain's.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod ingest;
+mod mdms;
 mod reference;
 
 use crate::native;
@@ -39,6 +40,9 @@ pub enum BenchCommand {
     /// The ingest pipeline end to end through NATS JetStream (adapter -> NATS -> host ->
     /// readings on NATS), next to the raw JetStream publish and consume rates of this machine.
     Ingest(ingest::IngestBenchArgs),
+    /// MDMS ingest (bus -> consumer -> store) into PostgreSQL and the embedded store, next to
+    /// the raw bulk-insert rate of each database, and VEE through the Wasm rule pack.
+    Mdms(mdms::MdmsBenchArgs),
 }
 
 fn vectors_file(dir: &std::path::Path, protocol: &str) -> PathBuf {
@@ -97,6 +101,7 @@ fn rates(secs: f64, contenders: &mut [&mut dyn FnMut() -> usize]) -> Vec<f64> {
 pub fn run(cmd: BenchCommand, paths: &PathArgs) -> Result<ExitCode> {
     let (protocol, batch, seconds, python, vectors) = match cmd {
         BenchCommand::Ingest(args) => return ingest::run(args, paths),
+        BenchCommand::Mdms(args) => return mdms::run(args, paths),
         BenchCommand::Plugins {
             protocol,
             batch,
