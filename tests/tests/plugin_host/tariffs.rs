@@ -139,7 +139,7 @@ fn integration_tariff_standard_tou_month_by_hand() {
     assert_eq!(native.total.mantissa, bill.total.mantissa);
     assert_eq!(native.lines.len(), bill.lines.len());
 
-    // A quarter missing is missing-data saying where; a misspelt parameter is named.
+    // A quarter missing is missing-data saying where; a misspelt parameter is pointed out.
     let mut gap = month.clone();
     gap.remove(100);
     match tariff
@@ -165,7 +165,10 @@ fn integration_tariff_standard_tou_month_by_hand() {
         .unwrap()
     {
         Err(tw::TariffError::BadParameter(m)) => {
-            assert!(m.contains("weekday.peak.start-hr"), "{m}")
+            assert_eq!(
+                m,
+                "parameter weekday.peak.start-hour is missing (is weekday.peak.start-hr misspelt?)"
+            )
         }
         other => panic!("{other:?}"),
     }

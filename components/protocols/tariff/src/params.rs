@@ -47,8 +47,26 @@ impl<'a> Params<'a> {
 
     /// The value of `name`, which must be given.
     pub(crate) fn require(&mut self, name: &str) -> Result<Quantity, TariffError> {
-        self.get(name)
-            .ok_or_else(|| bad(format!("parameter {name} is missing")))
+        self.get(name).ok_or_else(|| self.missing(name))
+    }
+
+    /// `name` is missing; an unread parameter beside it (same prefix) is likely misspelt.
+    fn missing(&self, name: &str) -> TariffError {
+        let prefix = name.rsplit_once('.').map_or("", |(p, _)| p);
+        let near = self
+            .list
+            .iter()
+            .zip(&self.used)
+            .find(|(p, used)| {
+                !**used
+                    && !prefix.is_empty()
+                    && p.name.rsplit_once('.').map(|(x, _)| x) == Some(prefix)
+            })
+            .map(|(p, _)| p.name.as_str());
+        match near {
+            Some(n) => bad(format!("parameter {name} is missing (is {n} misspelt?)")),
+            None => bad(format!("parameter {name} is missing")),
+        }
     }
 
     /// A whole number in `lo..=hi`, or `default` when absent.
@@ -60,7 +78,7 @@ impl<'a> Params<'a> {
         default: Option<i64>,
     ) -> Result<i64, TariffError> {
         let Some(q) = self.get(name) else {
-            return default.ok_or_else(|| bad(format!("parameter {name} is missing")));
+            return default.ok_or_else(|| self.missing(name));
         };
         Dec::from_q(q)
             .to_int()
