@@ -1,9 +1,11 @@
 //! End-to-end tests of the plugin host with real components built from source: hostile
-//! plugins, package refusals, hot reload, and the three worlds.
+//! plugins, package refusals, hot reload, the three worlds, and the standard VEE rule pack on
+//! a simulated week.
 
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used, missing_docs)]
 
 mod packages;
 mod reload;
 mod sandbox;
+mod vee;
 mod worlds;
