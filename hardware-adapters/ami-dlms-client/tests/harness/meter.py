@@ -1,0 +1,344 @@
+"""A DLMS/COSEM meter for the client's tests, built on the gurux-dlms server classes.
+
+It is an independent implementation of the server side: the Rust client under test talks to
+it over TCP, either with the IEC 62056-47 wrapper or with HDLC frames. The meter has
+
+* a clock (0-0:1.0.0.255) that runs from the time it was last set,
+* registers 1-0:1.8.0.255 (Wh), 1-0:2.8.0.255 (Wh) and 1-0:32.7.0.255 (V, scaler -1),
+* a load profile 1-0:99.1.0.255 of (clock, 1-0:1.8.0.255) with 96 quarter-hour entries of
+  2026-01-01 UTC (value 1000 + 10 * i at 00:15 + 15 min * i), read by range over the clock,
+* a disconnect control 0-0:96.3.10.255 (methods 1 and 2 switch output_state),
+* an image transfer 0-0:44.0.0.255 (initiate, block transfer, verify against the blocks
+  received, activate),
+* an activity calendar 0-0:13.0.0.255 (passive day profiles; activate copies them over),
+* the association 0-0:40.0.0.255 with the password of `--password` (LLS) or HLS-GMAC with the
+  keys and system title given.
+
+It prints `READY <port>` once it listens (port 0 picks a free one) and serves connections one
+after the other until killed. The meter's state lives across connections.
+
+Usage: meter.py --framing hdlc|wrapper --auth lls|gmac [--port N] [--password P]
+                [--system-title HEX] [--block-key HEX] [--auth-key HEX]
+"""
+
+import argparse
+import datetime
+import socket
+import sys
+
+from gurux_dlms import GXDateTime, GXServerReply
+from gurux_dlms.enums import (
+    Authentication,
+    DataType,
+    ErrorCode,
+    InterfaceType,
+    ObjectType,
+    Security,
+    SourceDiagnostic,
+)
+from gurux_dlms.internal._GXCommon import _GXCommon
+from gurux_dlms.GXByteBuffer import GXByteBuffer
+from gurux_dlms.objects import (
+    GXDLMSActivityCalendar,
+    GXDLMSAssociationLogicalName,
+    GXDLMSCaptureObject,
+    GXDLMSClock,
+    GXDLMSDisconnectControl,
+    GXDLMSImageTransfer,
+    GXDLMSProfileGeneric,
+    GXDLMSRegister,
+)
+from gurux_dlms.objects.enums import ControlState
+from gurux_dlms.objects.enums.ImageTransferStatus import ImageTransferStatus
+from gurux_dlms.secure import GXDLMSSecureServer
+
+UTC = datetime.timezone.utc
+PROFILE_START = datetime.datetime(2026, 1, 1, 0, 15, tzinfo=UTC)
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+class Meter(GXDLMSSecureServer):
+    def __init__(self, args):
+        framing = InterfaceType.HDLC if args.framing == "hdlc" else InterfaceType.WRAPPER
+        self.association = GXDLMSAssociationLogicalName()
+        super().__init__(self.association, framing)
+        self.args = args
+        if args.auth == "lls":
+            self.association.authenticationMechanismName.mechanismId = Authentication.LOW
+            self.association.secret = args.password.encode()
+        else:
+            self.association.authenticationMechanismName.mechanismId = Authentication.HIGH_GMAC
+            c = self.getCiphering()
+            c.systemTitle = bytearray.fromhex(args.system_title)
+            c.blockCipherKey = bytearray.fromhex(args.block_key)
+            c.authenticationKey = bytearray.fromhex(args.auth_key)
+            c.security = Security.AUTHENTICATION_ENCRYPTION
+        # Small PDUs so that long answers come as data blocks.
+        self.settings.maxServerPDUSize = args.max_pdu
+
+        self.clock = GXDLMSClock("0.0.1.0.0.255")
+        self.clock_set = datetime.datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
+        self.clock_set_at = datetime.datetime.now(UTC)
+        self.clock.timeZone = 0
+        self.items.append(self.clock)
+
+        self.energy = GXDLMSRegister("1.0.1.8.0.255")
+        self.energy.value = 123456
+        self.energy.scaler = 1
+        self.energy.unit = 30
+        self.export = GXDLMSRegister("1.0.2.8.0.255")
+        self.export.value = 7890
+        self.export.scaler = 1
+        self.export.unit = 30
+        self.voltage = GXDLMSRegister("1.0.32.7.0.255")
+        self.voltage.value = 2301
+        self.voltage.scaler = 0.1
+        self.voltage.unit = 35
+        for r in (self.energy, self.export, self.voltage):
+            self.items.append(r)
+
+        self.profile = GXDLMSProfileGeneric("1.0.99.1.0.255")
+        self.profile.captureObjects.append((self.clock, GXDLMSCaptureObject(2, 0)))
+        self.profile.captureObjects.append((self.energy, GXDLMSCaptureObject(2, 0)))
+        self.profile.capturePeriod = 900
+        for i in range(96):
+            t = PROFILE_START + datetime.timedelta(minutes=15 * i)
+            self.profile.buffer.append([GXDateTime(t), 1000 + 10 * i])
+        self.profile.entriesInUse = len(self.profile.buffer)
+        self.profile.profileEntries = 1000
+        self.items.append(self.profile)
+
+        self.relay = GXDLMSDisconnectControl("0.0.96.3.10.255")
+        self.relay.outputState = True
+        self.relay.controlState = ControlState.CONNECTED
+        self.relay.controlMode = 1
+        self.items.append(self.relay)
+
+        self.image = GXDLMSImageTransfer("0.0.44.0.0.255")
+        self.image.imageBlockSize = 64
+        self.image.imageTransferEnabled = True
+        self.image.imageTransferStatus = ImageTransferStatus.IMAGE_TRANSFER_NOT_INITIATED
+        self.image_blocks = {}
+        self.image_size = 0
+        self.image_id = b""
+        self.items.append(self.image)
+
+        self.calendar = GXDLMSActivityCalendar("0.0.13.0.0.255")
+        self.items.append(self.calendar)
+
+        self.items.append(self.association)
+        for it in self.items:
+            self.association.objectList.append(it)
+        self.initialize()
+
+    # --- access -------------------------------------------------------------------------
+    def isTarget(self, serverAddress, clientAddress):
+        return True
+
+    def onValidateAuthentication(self, authentication, password):
+        if self.args.auth == "lls":
+            if authentication != Authentication.LOW:
+                return SourceDiagnostic.AUTHENTICATION_MECHANISM_NAME_NOT_RECOGNISED
+            if bytes(password or b"") != self.args.password.encode():
+                log("wrong password", password)
+                return SourceDiagnostic.AUTHENTICATION_FAILURE
+            return SourceDiagnostic.NONE
+        if authentication != Authentication.HIGH_GMAC:
+            return SourceDiagnostic.AUTHENTICATION_MECHANISM_NAME_NOT_RECOGNISED
+        return SourceDiagnostic.NONE
+
+    def onGetAttributeAccess(self, arg):
+        from gurux_dlms.enums import AccessMode
+
+        return AccessMode.READ_WRITE
+
+    def onGetMethodAccess(self, arg):
+        from gurux_dlms.enums import MethodAccessMode
+
+        return MethodAccessMode.ACCESS
+
+    def onFindObject(self, objectType, sn, ln):
+        return None
+
+    # --- reads --------------------------------------------------------------------------
+    def now(self):
+        return self.clock_set + (datetime.datetime.now(UTC) - self.clock_set_at)
+
+    def onPreRead(self, args):
+        for e in args:
+            if e.target is self.clock and e.index == 2:
+                self.clock.time = GXDateTime(self.now())
+            elif e.target is self.profile and e.index == 2 and e.selector == 1:
+                # Range over the clock column, done here: gurux compares datetimes with 0.
+                start = GXDateTime.fromUnixTime(0)
+                params = e.parameters
+                lo = self.dt(params[1])
+                hi = self.dt(params[2])
+                rows = [r for r in self.profile.buffer if lo <= r[0].value <= hi]
+                log("range", lo, hi, len(rows))
+                e.value = self.profile.getData(self.settings, e, rows, None)
+                e.byteArray = True
+                e.handled = True
+
+    def dt(self, raw):
+        from gurux_dlms.internal._GXDataInfo import _GXDataInfo
+
+        info = _GXDataInfo()
+        info.type_ = DataType.DATETIME
+        return _GXCommon.getData(self.settings, GXByteBuffer(raw), info).value
+
+    def onPostRead(self, args):
+        pass
+
+    def onPreGet(self, args):
+        pass
+
+    def onPostGet(self, args):
+        pass
+
+    # --- writes -------------------------------------------------------------------------
+    def onPreWrite(self, args):
+        for e in args:
+            if e.target is self.clock and e.index == 2:
+                v = e.value
+                if isinstance(v, (bytes, bytearray)):
+                    v = self.dt(v)
+                elif isinstance(v, GXDateTime):
+                    v = v.value
+                self.clock_set = v.astimezone(UTC)
+                self.clock_set_at = datetime.datetime.now(UTC)
+                log("clock set", self.clock_set)
+                e.handled = True
+
+    def onPostWrite(self, args):
+        pass
+
+    # --- actions ------------------------------------------------------------------------
+    def onPreAction(self, args):
+        for e in args:
+            t, m = e.target, e.index
+            if t is self.relay:
+                if m == 1:
+                    self.relay.outputState = False
+                    self.relay.controlState = ControlState.DISCONNECTED
+                elif m == 2:
+                    self.relay.outputState = True
+                    self.relay.controlState = ControlState.CONNECTED
+                else:
+                    e.error = ErrorCode.READ_WRITE_DENIED
+                log("relay", self.relay.outputState)
+                e.value = 0
+                e.handled = True
+            elif t is self.image:
+                self.image_action(e)
+                e.value = 0
+                e.handled = True
+            elif t is self.calendar:
+                if m == 1:
+                    c = self.calendar
+                    c.calendarNameActive = c.calendarNamePassive
+                    c.seasonProfileActive = c.seasonProfilePassive
+                    c.weekProfileTableActive = c.weekProfileTablePassive
+                    c.dayProfileTableActive = c.dayProfileTablePassive
+                    log("calendar activated", len(c.dayProfileTableActive or []))
+                else:
+                    e.error = ErrorCode.READ_WRITE_DENIED
+                e.value = 0
+                e.handled = True
+
+    def image_action(self, e):
+        img, p = self.image, e.parameters
+        if e.index == 1:
+            self.image_id = bytes(p[0])
+            self.image_size = int(p[1])
+            self.image_blocks = {}
+            img.imageFirstNotTransferredBlockNumber = 0
+            img.imageTransferStatus = ImageTransferStatus.IMAGE_TRANSFER_INITIATED
+            log("image initiate", self.image_id, self.image_size)
+        elif e.index == 2:
+            n = int(p[0])
+            if img.imageTransferStatus != ImageTransferStatus.IMAGE_TRANSFER_INITIATED:
+                e.error = ErrorCode.TEMPORARY_FAILURE
+                return
+            if n != img.imageFirstNotTransferredBlockNumber:
+                e.error = ErrorCode.DATA_BLOCK_NUMBER_INVALID
+                return
+            self.image_blocks[n] = bytes(p[1])
+            img.imageFirstNotTransferredBlockNumber = n + 1
+        elif e.index == 3:
+            data = b"".join(self.image_blocks[i] for i in sorted(self.image_blocks))
+            if len(data) != self.image_size:
+                img.imageTransferStatus = ImageTransferStatus.IMAGE_VERIFICATION_FAILED
+                e.error = ErrorCode.OTHER_REASON
+            else:
+                img.imageTransferStatus = ImageTransferStatus.IMAGE_VERIFICATION_SUCCESSFUL
+            log("image verify", len(data), img.imageTransferStatus)
+        elif e.index == 4:
+            if img.imageTransferStatus != ImageTransferStatus.IMAGE_VERIFICATION_SUCCESSFUL:
+                e.error = ErrorCode.OTHER_REASON
+            else:
+                img.imageTransferStatus = ImageTransferStatus.IMAGE_ACTIVATION_SUCCESSFUL
+            log("image activate", img.imageTransferStatus)
+        else:
+            e.error = ErrorCode.READ_WRITE_DENIED
+
+    def onPostAction(self, args):
+        pass
+
+    def onConnected(self, connectionInfo):
+        log("associated")
+
+    def onInvalidConnection(self, connectionInfo):
+        log("association refused")
+
+    def onDisconnected(self, connectionInfo):
+        log("released")
+
+
+def serve(meter, port):
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(1)
+    print("READY", srv.getsockname()[1], flush=True)
+    while True:
+        conn, _ = srv.accept()
+        meter.reset()
+        with conn:
+            while True:
+                try:
+                    data = conn.recv(4096)
+                except OSError:
+                    break
+                if not data:
+                    break
+                sr = GXServerReply(bytearray(data))
+                while True:
+                    meter.handleRequest(sr)
+                    if sr.reply:
+                        conn.sendall(bytes(sr.reply))
+                        sr.reply = None
+                    if not sr.isStreaming():
+                        break
+        log("connection closed")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--framing", choices=["hdlc", "wrapper"], default="wrapper")
+    ap.add_argument("--auth", choices=["lls", "gmac"], default="lls")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--password", default="12345678")
+    ap.add_argument("--system-title", default="4752584D45544552")
+    ap.add_argument("--block-key", default="000102030405060708090A0B0C0D0E0F")
+    ap.add_argument("--auth-key", default="D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")
+    ap.add_argument("--max-pdu", type=int, default=512)
+    args = ap.parse_args()
+    serve(Meter(args), args.port)
+
+
+if __name__ == "__main__":
+    main()
