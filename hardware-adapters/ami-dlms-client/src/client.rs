@@ -351,7 +351,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             &user_information,
         );
         let got = self.link.exchange(&request, "AARQ").await?;
-        let fields = match Apdu::parse(&got.apdu)? {
+        let aare = repair_aare(&got.apdu);
+        let fields = match Apdu::parse(&aare)? {
             Apdu::Association { tag: 0x61, fields } => fields,
             Apdu::Other { name, .. } => {
                 return Err(ClientError::Protocol(format!("{name} instead of an AARE")));
@@ -406,7 +407,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             _ => ui.to_vec(),
         };
         let (conformance, server_max_pdu) = parse_initiate_response(&initiate_response)?;
-        let mechanism = fields.mechanism.unwrap_or(0);
+        // Meters need not repeat the mechanism name in the AARE.
+        let mechanism = fields.mechanism.or(mechanism).unwrap_or(0);
         self.associated = Some(Associated {
             conformance,
             server_max_pdu,
@@ -473,7 +475,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 "f(CtoS) with security control 0x{sc:02x}"
             )));
         }
-        let expected = security::gmac(self.keys()?, &server_title, server_ic, &self.client_challenge)?;
+        let expected = security::gmac(
+            self.keys()?,
+            &server_title,
+            server_ic,
+            &self.client_challenge,
+        )?;
         if expected != fctos {
             return Err(ClientError::Authentication(
                 "the meter's answer to our challenge does not verify: it does not hold our keys"
@@ -483,7 +490,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         Ok(())
     }
 
-    fn decipher_content(&mut self, system_title: &[u8; 8], body: &[u8]) -> Result<Vec<u8>, ClientError> {
+    fn decipher_content(
+        &mut self,
+        system_title: &[u8; 8],
+        body: &[u8],
+    ) -> Result<Vec<u8>, ClientError> {
         // body: length + content
         let (content, _) = length_prefixed(body)?;
         let (ic, plain) = security::unprotect(self.keys()?, system_title, content)?;
@@ -498,14 +509,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         Ok(plain)
     }
 
+    /// invoke-id-and-priority: high priority, confirmed, invoke id 1. One request is out at
+    /// a time on a link, so one id suffices (and some servers answer long reads with the id
+    /// they started with).
     fn next_invoke(&mut self) -> u8 {
-        self.invoke_id = (self.invoke_id + 1) % 16;
+        self.invoke_id = 1;
         0xC0 | self.invoke_id
     }
 
     /// Sends a plaintext xDLMS request (ciphering it when the association does), returns the
     /// plaintext answer and the frames as received.
-    async fn request(&mut self, plain: Vec<u8>, what: &str) -> Result<(Vec<u8>, Vec<Vec<u8>>), ClientError> {
+    async fn request(
+        &mut self,
+        plain: Vec<u8>,
+        what: &str,
+    ) -> Result<(Vec<u8>, Vec<Vec<u8>>), ClientError> {
         let associated = self
             .associated
             .as_ref()
@@ -541,7 +559,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 apdu.len()
             )));
         }
-        let Received { apdu: answer, frames } = self.link.exchange(&apdu, what).await?;
+        let Received {
+            apdu: answer,
+            frames,
+        } = self.link.exchange(&apdu, what).await?;
         let plain = match answer.first() {
             Some(0xCC | 0xCD | 0xCF) => {
                 let st = server_title.ok_or_else(|| {
@@ -629,7 +650,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                     })?;
                     data.extend_from_slice(raw);
                     if data.len() > (1 << 24) {
-                        return Err(ClientError::TooLarge(format!("{what}: over 16 MiB of blocks")));
+                        return Err(ClientError::TooLarge(format!(
+                            "{what}: over 16 MiB of blocks"
+                        )));
                     }
                     if last_block {
                         Data::parse_all(&data)?;
@@ -644,7 +667,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                     current = plain;
                 }
                 other => {
-                    return Err(ClientError::Protocol(format!("{what}: answered with {other:?}")));
+                    return Err(ClientError::Protocol(format!(
+                        "{what}: answered with {other:?}"
+                    )));
                 }
             }
         }
@@ -667,7 +692,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 }
                 Ok(())
             }
-            other => Err(ClientError::Protocol(format!("{what}: answered with {other:?}"))),
+            other => Err(ClientError::Protocol(format!(
+                "{what}: answered with {other:?}"
+            ))),
         }
     }
 
@@ -708,7 +735,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                     })),
                 }
             }
-            other => Err(ClientError::Protocol(format!("{what}: answered with {other:?}"))),
+            other => Err(ClientError::Protocol(format!(
+                "{what}: answered with {other:?}"
+            ))),
         }
     }
 
@@ -718,16 +747,50 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         let got = self.link.exchange(&rlrq, "RLRQ").await;
         let close = self.link.close().await;
         let got = got?;
-        match Apdu::parse(&got.apdu)? {
-            Apdu::Association { tag: 0x63, .. } => {}
-            other => {
-                return Err(ClientError::Protocol(format!(
-                    "{other:?} instead of an RLRE"
-                )));
-            }
+        // Only the tag matters: the release is done either way (and gurux-dlms 1.0.203
+        // miscounts the RLRE's length).
+        if got.apdu.first() != Some(&0x63) {
+            return Err(ClientError::Protocol(format!(
+                "{} instead of an RLRE",
+                hex::encode(&got.apdu)
+            )));
         }
         close
     }
+}
+
+/// Works around a known server quirk: gurux-dlms 1.0.203 writes the length of the
+/// responding-authentication-value (`AA`) as the length of the challenge inside it, two bytes
+/// short. Where an `AA` field holds exactly `80 <n> <n bytes>` with the outer length `n`, the
+/// outer length is put right; everything else is left as it came.
+pub fn repair_aare(apdu: &[u8]) -> Vec<u8> {
+    let mut out = apdu.to_vec();
+    let [0x61, outer, ..] = apdu else {
+        return out;
+    };
+    if *outer >= 0x80 {
+        return out;
+    }
+    let mut pos = 2;
+    while let (Some(&tag), Some(&len)) = (apdu.get(pos), apdu.get(pos + 1)) {
+        if len >= 0x80 {
+            break;
+        }
+        let len = usize::from(len);
+        if tag == 0xAA
+            && apdu.get(pos + 2) == Some(&0x80)
+            && apdu.get(pos + 3).map(|n| usize::from(*n)) == Some(len)
+            && pos + 4 + len <= apdu.len()
+        {
+            if let Some(b) = out.get_mut(pos + 1) {
+                *b = (len + 2) as u8;
+            }
+            pos += 4 + len;
+            continue;
+        }
+        pos += 2 + len;
+    }
+    out
 }
 
 /// A length-prefixed octet string and what follows it.
@@ -766,7 +829,10 @@ fn get_response_data(plain: &[u8]) -> Result<Vec<u8>, ClientError> {
         .get(4..)
         .ok_or_else(|| ClientError::Protocol("get-response cut short".into()))?;
     let (_, rest) = Data::parse(body)?;
-    Ok(body.get(..body.len() - rest.len()).unwrap_or_default().to_vec())
+    Ok(body
+        .get(..body.len() - rest.len())
+        .unwrap_or_default()
+        .to_vec())
 }
 
 /// The data results of a get-response, kept for callers that parse answers themselves.

@@ -330,7 +330,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Link<S> {
             if read == 0 {
                 return Err(ClientError::Closed(what.to_owned()));
             }
-            self.buf.extend_from_slice(chunk.get(..read).unwrap_or_default());
+            self.buf
+                .extend_from_slice(chunk.get(..read).unwrap_or_default());
         }
     }
 

@@ -98,18 +98,21 @@ impl DlmsMeterLink {
     }
 
     async fn open(&self, meter: &str) -> Result<(Client<TcpStream>, &MeterTarget), LinkError> {
-        let target = self
-            .meters
-            .get(meter)
-            .ok_or_else(|| LinkError::Unsupported(format!("meter {meter} is not behind this adapter")))?;
+        let target = self.meters.get(meter).ok_or_else(|| {
+            LinkError::Unsupported(format!("meter {meter} is not behind this adapter"))
+        })?;
         let mut config = target.config.clone();
         if let (Some(k), Some(ic)) = (config.keys.as_mut(), lock(&self.counters).get(meter)) {
             k.invocation_counter = k.invocation_counter.max(*ic);
         }
         let io = tokio::time::timeout(config.timeout, TcpStream::connect(&target.address))
             .await
-            .map_err(|_| LinkError::Unreachable(format!("connecting to {}: timeout", target.address)))?
-            .map_err(|e| LinkError::Unreachable(format!("connecting to {}: {e}", target.address)))?;
+            .map_err(|_| {
+                LinkError::Unreachable(format!("connecting to {}: timeout", target.address))
+            })?
+            .map_err(|e| {
+                LinkError::Unreachable(format!("connecting to {}: {e}", target.address))
+            })?;
         let client = Client::connect(io, config).await.map_err(link_error)?;
         Ok((client, target))
     }
@@ -146,7 +149,9 @@ impl DlmsMeterLink {
         }
         self.close(meter, c).await;
         let (reads, clock, relay_closed) = result.map_err(link_error)?;
-        let invoke = self.invoke.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let invoke = self
+            .invoke
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let frame = read_report(invoke, clock.as_ref(), &reads).map_err(link_error)?;
         if let Some(a) = &self.adapter {
             a.accept(vec![SpoolFrame {
@@ -195,7 +200,10 @@ impl DlmsMeterLink {
                     },
                 );
             }
-            let Some(img) = images.get_mut(meter).filter(|i| i.version == version && i.total == total) else {
+            let Some(img) = images
+                .get_mut(meter)
+                .filter(|i| i.version == version && i.total == total)
+            else {
                 return Err(LinkError::Refused {
                     detail: format!("no transfer of image {version} under way: start from block 0"),
                     result: Some(AckResult::Firmware { next_block: 0 }),
@@ -204,7 +212,9 @@ impl DlmsMeterLink {
             if number != img.next {
                 return Err(LinkError::Refused {
                     detail: format!("block {number} out of order, expected {}", img.next),
-                    result: Some(AckResult::Firmware { next_block: img.next }),
+                    result: Some(AckResult::Firmware {
+                        next_block: img.next,
+                    }),
                 });
             }
             if img.blocks.len() + data.len() > 64 << 20 {
@@ -219,13 +229,17 @@ impl DlmsMeterLink {
         };
         if let Some(image) = complete {
             let id = version.as_bytes().to_vec();
-            self.with_client(meter, async move |c| c.transfer_image(&id, &image, false).await)
-                .await?;
+            self.with_client(meter, async move |c| {
+                c.transfer_image(&id, &image, false).await
+            })
+            .await?;
             if let Some(img) = lock(&self.images).get_mut(meter) {
                 img.transferred = true;
             }
         }
-        Ok(AckResult::Firmware { next_block: number + 1 })
+        Ok(AckResult::Firmware {
+            next_block: number + 1,
+        })
     }
 }
 
@@ -272,7 +286,10 @@ impl MeterLink for DlmsMeterLink {
                 number,
                 total,
                 data,
-            } => self.firmware_block(meter, version, *number, *total, data).await,
+            } => {
+                self.firmware_block(meter, version, *number, *total, data)
+                    .await
+            }
             CommandKind::FirmwareVerify { crc32 } => {
                 let image = lock(&self.images)
                     .get(meter)
@@ -289,7 +306,8 @@ impl MeterLink for DlmsMeterLink {
                         result: None,
                     });
                 }
-                self.with_client(meter, async |c| c.image_verify().await).await?;
+                self.with_client(meter, async |c| c.image_verify().await)
+                    .await?;
                 Ok(AckResult::Verified)
             }
             CommandKind::FirmwareActivate => {
@@ -301,7 +319,8 @@ impl MeterLink for DlmsMeterLink {
                         detail: "no verified image to activate".into(),
                         result: None,
                     })?;
-                self.with_client(meter, async |c| c.image_activate().await).await?;
+                self.with_client(meter, async |c| c.image_activate().await)
+                    .await?;
                 lock(&self.images).remove(meter);
                 Ok(AckResult::Activated { version })
             }

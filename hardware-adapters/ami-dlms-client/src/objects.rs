@@ -140,7 +140,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 })?,
         };
         let ms = unix_ms(&d).ok_or_else(|| {
-            ClientError::Protocol(format!("clock time {} is not a valid date-time", hex::encode(bytes)))
+            ClientError::Protocol(format!(
+                "clock time {} is not a valid date-time",
+                hex::encode(bytes)
+            ))
         })?;
         Ok((ms, bytes))
     }
@@ -178,7 +181,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
 
     /// The disconnect control's output_state (attribute 2): true when the relay is closed.
     pub async fn relay_closed(&mut self) -> Result<bool, ClientError> {
-        let a = self.get(Target::new(70, DISCONNECT_CONTROL, 2), None).await?;
+        let a = self
+            .get(Target::new(70, DISCONNECT_CONTROL, 2), None)
+            .await?;
         match a.value()? {
             Data::Boolean(b) => Ok(b),
             other => Err(ClientError::Protocol(format!(
@@ -205,7 +210,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             .as_i128()
             .and_then(|v| u32::try_from(v).ok())
             .filter(|v| *v > 0)
-            .ok_or_else(|| ClientError::Protocol("image_block_size is not a positive number".into()))
+            .ok_or_else(|| {
+                ClientError::Protocol("image_block_size is not a positive number".into())
+            })
     }
 
     /// The image transfer's image_transfer_status (attribute 6).
@@ -218,15 +225,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     }
 
     /// image_transfer_initiate (method 1).
-    pub async fn image_initiate(&mut self, identifier: &[u8], size: u32) -> Result<(), ClientError> {
+    pub async fn image_initiate(
+        &mut self,
+        identifier: &[u8],
+        size: u32,
+    ) -> Result<(), ClientError> {
         let p = Data::Structure(vec![octets(identifier), Data::DoubleLongUnsigned(size)]);
-        self.action(Target::new(18, IMAGE_TRANSFER, 1), Some(&p)).await.map(drop)
+        self.action(Target::new(18, IMAGE_TRANSFER, 1), Some(&p))
+            .await
+            .map(drop)
     }
 
     /// image_block_transfer (method 2).
     pub async fn image_block(&mut self, number: u32, block: &[u8]) -> Result<(), ClientError> {
         let p = Data::Structure(vec![Data::DoubleLongUnsigned(number), octets(block)]);
-        self.action(Target::new(18, IMAGE_TRANSFER, 2), Some(&p)).await.map(drop)
+        self.action(Target::new(18, IMAGE_TRANSFER, 2), Some(&p))
+            .await
+            .map(drop)
     }
 
     /// image_verify (method 3).
@@ -306,27 +321,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 })
                 .collect(),
         );
-        self.set(Target::new(20, ACTIVITY_CALENDAR, 9), &table).await
+        self.set(Target::new(20, ACTIVITY_CALENDAR, 9), &table)
+            .await
     }
 
     /// activate_passive_calendar (method 1).
     pub async fn activate_passive_calendar(&mut self) -> Result<(), ClientError> {
-        self.action(Target::new(20, ACTIVITY_CALENDAR, 1), Some(&Data::Integer(0)))
-            .await
-            .map(drop)
+        self.action(
+            Target::new(20, ACTIVITY_CALENDAR, 1),
+            Some(&Data::Integer(0)),
+        )
+        .await
+        .map(drop)
     }
 
     /// The active day profiles (attribute 5) as `(day id, [(start minute, selector)])`.
     pub async fn day_profiles_active(&mut self) -> Result<Vec<(u8, Vec<(u16, u16)>)>, ClientError> {
-        let a = self.get(Target::new(20, ACTIVITY_CALENDAR, 5), None).await?;
+        let a = self
+            .get(Target::new(20, ACTIVITY_CALENDAR, 5), None)
+            .await?;
         let d = a.value()?;
-        let bad = || ClientError::Protocol("day_profile_table_active is not a table of day profiles".into());
+        let bad = || {
+            ClientError::Protocol("day_profile_table_active is not a table of day profiles".into())
+        };
         let mut out = Vec::new();
         for day in d.elements().ok_or_else(bad)? {
             let [id, actions] = day.elements().ok_or_else(bad)? else {
                 return Err(bad());
             };
-            let id = id.as_i128().and_then(|v| u8::try_from(v).ok()).ok_or_else(bad)?;
+            let id = id
+                .as_i128()
+                .and_then(|v| u8::try_from(v).ok())
+                .ok_or_else(bad)?;
             let mut list = Vec::new();
             for act in actions.elements().ok_or_else(bad)? {
                 let [time, _script, selector] = act.elements().ok_or_else(bad)? else {
@@ -340,7 +366,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                     u16::from(*t.first().ok_or_else(bad)?),
                     u16::from(*t.get(1).ok_or_else(bad)?),
                 );
-                let s = selector.as_i128().and_then(|v| u16::try_from(v).ok()).ok_or_else(bad)?;
+                let s = selector
+                    .as_i128()
+                    .and_then(|v| u16::try_from(v).ok())
+                    .ok_or_else(bad)?;
                 list.push((h * 60 + m, s));
             }
             out.push((id, list));
@@ -352,7 +381,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
 /// The read report: a data-notification APDU (`0F`, long-invoke-id, the meter's clock as
 /// date-time, and a body of `{logical name, value, scaler_unit}` structures), which the
 /// `dlms` decoder of the ingest turns into readings stamped with the meter's clock.
-pub fn read_report(invoke: u32, clock: Option<&[u8; 12]>, registers: &[RegisterRead]) -> Result<Vec<u8>, ClientError> {
+pub fn read_report(
+    invoke: u32,
+    clock: Option<&[u8; 12]>,
+    registers: &[RegisterRead],
+) -> Result<Vec<u8>, ClientError> {
     let values: Vec<(Data<'_>, Option<Data<'_>>)> = registers
         .iter()
         .map(|r| {
@@ -393,7 +426,12 @@ mod tests {
 
     #[test]
     fn date_times_round_trip_through_the_decoder() -> Result<(), ClientError> {
-        for ms in [0i64, 1_767_225_600_000, 1_767_312_000_000 + 3_723_450, 951_782_400_000] {
+        for ms in [
+            0i64,
+            1_767_225_600_000,
+            1_767_312_000_000 + 3_723_450,
+            951_782_400_000,
+        ] {
             let b = date_time(ms)?;
             assert_eq!(unix_ms(&Data::DateTime(b)), Some(ms - ms.rem_euclid(10)));
         }

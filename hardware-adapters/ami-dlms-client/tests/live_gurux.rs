@@ -22,8 +22,7 @@ const PASSWORD: &str = "12345678";
 const METER_TITLE: &str = "4752584D45544552";
 const EK: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
 const AK: [u8; 16] = [
-    0xD0, 0xD1, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8, 0xD9, 0xDA, 0xDB, 0xDC, 0xDD, 0xDE,
-    0xDF,
+    0xD0, 0xD1, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8, 0xD9, 0xDA, 0xDB, 0xDC, 0xDD, 0xDE, 0xDF,
 ];
 const ENERGY: Obis = Obis::new(1, 0, 1, 8, 0, 255);
 const EXPORT: Obis = Obis::new(1, 0, 2, 8, 0, 255);
@@ -46,7 +45,12 @@ impl Meter {
         let mut child = Command::new(&python)
             .args([script, "--framing", framing, "--auth", auth, "--port", "0"])
             .args(["--password", PASSWORD, "--system-title", METER_TITLE])
-            .args(["--block-key", &hex::encode(EK), "--auth-key", &hex::encode(AK)])
+            .args([
+                "--block-key",
+                &hex::encode(EK),
+                "--auth-key",
+                &hex::encode(AK),
+            ])
             .stdout(Stdio::piped())
             .stderr(if std::env::var_os("METER_LOG").is_some() {
                 Stdio::inherit()
@@ -140,11 +144,19 @@ async fn check_profile_range(c: &mut Client<TcpStream>) {
         .iter()
         .map(|r| {
             let cols = r.elements().expect("entry structure");
-            (unix_ms(&cols[0]).expect("time"), cols[1].as_i128().expect("value"))
+            (
+                unix_ms(&cols[0]).expect("time"),
+                cols[1].as_i128().expect("value"),
+            )
         })
         .collect();
     let want: Vec<(i64, i128)> = (3..=11)
-        .map(|i| (DAY + 15 * 60_000 * (i + 1), 1000 + 10 * i128::from(i as i32)))
+        .map(|i| {
+            (
+                DAY + 15 * 60_000 * (i + 1),
+                1000 + 10 * i128::from(i as i32),
+            )
+        })
         .collect();
     assert_eq!(got, want);
 }
@@ -153,17 +165,20 @@ async fn check_clock(c: &mut Client<TcpStream>) {
     let to = 1_813_048_200_000; // 2027-06-15T08:30:00Z
     c.set_clock(to).await.unwrap();
     let (read, _) = c.read_clock().await.unwrap();
-    assert!(
-        (read - to).abs() < 5_000,
-        "clock reads {read}, set to {to}"
-    );
+    assert!((read - to).abs() < 5_000, "clock reads {read}, set to {to}");
 }
 
 async fn check_relay(c: &mut Client<TcpStream>) {
     assert!(c.relay_closed().await.unwrap(), "relay starts closed");
-    assert!(!c.switch_relay(false).await.unwrap(), "open after remote_disconnect");
+    assert!(
+        !c.switch_relay(false).await.unwrap(),
+        "open after remote_disconnect"
+    );
     assert!(!c.relay_closed().await.unwrap());
-    assert!(c.switch_relay(true).await.unwrap(), "closed after remote_reconnect");
+    assert!(
+        c.switch_relay(true).await.unwrap(),
+        "closed after remote_reconnect"
+    );
 }
 
 async fn check_image(c: &mut Client<TcpStream>) {
@@ -171,13 +186,24 @@ async fn check_image(c: &mut Client<TcpStream>) {
     assert_eq!(c.image_block_size().await.unwrap(), 64);
     let blocks = c.transfer_image(b"fw-2.0", &image, false).await.unwrap();
     assert_eq!(blocks, 4);
-    assert_eq!(c.image_transfer_status().await.unwrap(), 3, "verification successful");
+    assert_eq!(
+        c.image_transfer_status().await.unwrap(),
+        3,
+        "verification successful"
+    );
     c.image_activate().await.unwrap();
-    assert_eq!(c.image_transfer_status().await.unwrap(), 6, "activation successful");
+    assert_eq!(
+        c.image_transfer_status().await.unwrap(),
+        6,
+        "activation successful"
+    );
 }
 
 async fn check_calendar(c: &mut Client<TcpStream>) {
-    let days = vec![(1u8, vec![(0u16, 1u16), (7 * 60, 2), (22 * 60 + 30, 1)]), (2, vec![(0, 1)])];
+    let days = vec![
+        (1u8, vec![(0u16, 1u16), (7 * 60, 2), (22 * 60 + 30, 1)]),
+        (2, vec![(0, 1)]),
+    ];
     c.set_day_profiles_passive(&days).await.unwrap();
     c.activate_passive_calendar().await.unwrap();
     assert_eq!(c.day_profiles_active().await.unwrap(), days);
@@ -244,7 +270,11 @@ async fn hdlc_lls_segments_both_ways() {
 async fn a_wrong_password_is_refused_with_the_diagnostic() {
     for framing in [wrapper(), hdlc(128)] {
         let meter = Meter::start(
-            if matches!(framing, Framing::Hdlc(_)) { "hdlc" } else { "wrapper" },
+            if matches!(framing, Framing::Hdlc(_)) {
+                "hdlc"
+            } else {
+                "wrapper"
+            },
             "lls",
         );
         let err = meter.connect(lls(framing, "wrong")).await.unwrap_err();
@@ -264,10 +294,16 @@ async fn hls_gmac_ciphered_wrapper_session() {
     let mut c = meter.connect(gmac(wrapper(), EK, AK)).await.unwrap();
     let a = c.associated().unwrap().clone();
     assert_eq!(a.mechanism, 5);
-    assert_eq!(a.server_system_title.map(hex::encode), Some(METER_TITLE.to_lowercase()));
+    assert_eq!(
+        a.server_system_title.map(hex::encode),
+        Some(METER_TITLE.to_lowercase())
+    );
     let ic_before = c.invocation_counter().unwrap();
     check_registers(&mut c).await;
-    assert!(c.invocation_counter().unwrap() > ic_before + 5, "one counter per APDU");
+    assert!(
+        c.invocation_counter().unwrap() > ic_before + 5,
+        "one counter per APDU"
+    );
     check_profile_range(&mut c).await;
     check_clock(&mut c).await;
     check_relay(&mut c).await;
@@ -291,14 +327,23 @@ async fn hls_gmac_with_wrong_keys_is_refused() {
     let meter = Meter::start("wrapper", "gmac");
     let mut bad_ak = AK;
     bad_ak[0] ^= 1;
-    let err = meter.connect(gmac(wrapper(), EK, bad_ak)).await.unwrap_err();
+    let err = meter
+        .connect(gmac(wrapper(), EK, bad_ak))
+        .await
+        .unwrap_err();
     assert!(
-        matches!(err, ClientError::Authentication(_) | ClientError::Refused { .. }),
+        matches!(
+            err,
+            ClientError::Authentication(_) | ClientError::Refused { .. }
+        ),
         "wrong AK: {err}"
     );
     let mut bad_ek = EK;
     bad_ek[0] ^= 1;
-    let err = meter.connect(gmac(wrapper(), bad_ek, AK)).await.unwrap_err();
+    let err = meter
+        .connect(gmac(wrapper(), bad_ek, AK))
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,
@@ -307,7 +352,13 @@ async fn hls_gmac_with_wrong_keys_is_refused() {
         "wrong EK: {err}"
     );
     // The right keys still work.
-    meter.connect(gmac(wrapper(), EK, AK)).await.unwrap().release().await.unwrap();
+    meter
+        .connect(gmac(wrapper(), EK, AK))
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -315,10 +366,14 @@ async fn malformed_answers_are_errors_not_panics() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // A "meter" that answers the AARQ with garbage of every kind.
     for answer in [
-        vec![0x00, 0x01, 0x00, 0x01, 0x00, 0x10, 0x00, 0x03, 0x61, 0x05, 0xA1],
+        vec![
+            0x00, 0x01, 0x00, 0x01, 0x00, 0x10, 0x00, 0x03, 0x61, 0x05, 0xA1,
+        ],
         vec![0x00, 0x01, 0x00, 0x01, 0x00, 0x10, 0x00, 0x02, 0xFF, 0xFF],
         vec![0x00, 0x02, 0x00, 0x01, 0x00, 0x10, 0x00, 0x00],
-        vec![0x00, 0x01, 0x00, 0x01, 0x00, 0x10, 0x00, 0x04, 0x61, 0x02, 0xA2, 0x00],
+        vec![
+            0x00, 0x01, 0x00, 0x01, 0x00, 0x10, 0x00, 0x04, 0x61, 0x02, 0xA2, 0x00,
+        ],
     ] {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -336,7 +391,9 @@ async fn malformed_answers_are_errors_not_panics() {
         assert!(
             matches!(
                 err,
-                ClientError::Malformed(_) | ClientError::Protocol(_) | ClientError::Timeout(_)
+                ClientError::Malformed(_)
+                    | ClientError::Protocol(_)
+                    | ClientError::Timeout(_)
                     | ClientError::Refused { .. }
             ),
             "{err}"
@@ -371,7 +428,10 @@ async fn meter_link_carries_out_head_end_commands() {
     let link = DlmsMeterLink::new(meters, Some(adapter.clone()));
 
     let frame = match link.execute("m1", &CommandKind::ReadNow).await.unwrap() {
-        AckResult::Read { frame, relay_closed } => {
+        AckResult::Read {
+            frame,
+            relay_closed,
+        } => {
             assert_eq!(relay_closed, Some(true));
             frame
         }
@@ -379,12 +439,24 @@ async fn meter_link_carries_out_head_end_commands() {
     };
     assert_eq!(adapter.pending(), 1, "the read report is in the spool");
     let d = ami_dlms::decode(&frame, 0, &mut ami_domain::crypto::NoKeys).unwrap();
-    let energy = d.readings.iter().find(|r| r.register == ENERGY).expect("energy reading");
+    let energy = d
+        .readings
+        .iter()
+        .find(|r| r.register == ENERGY)
+        .expect("energy reading");
     assert_eq!(energy.value.to_string(), "123456");
-    let volts = d.readings.iter().find(|r| r.register == VOLTAGE).expect("voltage reading");
+    let volts = d
+        .readings
+        .iter()
+        .find(|r| r.register == VOLTAGE)
+        .expect("voltage reading");
     assert_eq!(volts.value.to_string(), "230.1");
     // Stamped with the meter's clock (2026-01-02 12:00 UTC and running), not the receiver's.
-    assert!((energy.ts_ms - 1_767_355_200_000).abs() < 60_000, "{}", energy.ts_ms);
+    assert!(
+        (energy.ts_ms - 1_767_355_200_000).abs() < 60_000,
+        "{}",
+        energy.ts_ms
+    );
 
     assert_eq!(
         link.execute("m1", &CommandKind::Disconnect).await.unwrap(),
@@ -395,13 +467,26 @@ async fn meter_link_carries_out_head_end_commands() {
         AckResult::Relay { closed: true }
     );
     assert_eq!(
-        link.execute("m1", &CommandKind::SetClock { to_ms: 1_800_000_000_000 }).await.unwrap(),
+        link.execute(
+            "m1",
+            &CommandKind::SetClock {
+                to_ms: 1_800_000_000_000
+            }
+        )
+        .await
+        .unwrap(),
         AckResult::Done
     );
     assert_eq!(
-        link.execute("m1", &CommandKind::SetTou { switches: vec![(0, 1), (420, 2)], weekend: Some(1) })
-            .await
-            .unwrap(),
+        link.execute(
+            "m1",
+            &CommandKind::SetTou {
+                switches: vec![(0, 1), (420, 2)],
+                weekend: Some(1)
+            }
+        )
+        .await
+        .unwrap(),
         AckResult::Done
     );
 
@@ -413,7 +498,10 @@ async fn meter_link_carries_out_head_end_commands() {
         total: 3,
         data: image[n as usize * 50..(n as usize + 1) * 50].to_vec(),
     };
-    assert_eq!(link.execute("m1", &block(0)).await.unwrap(), AckResult::Firmware { next_block: 1 });
+    assert_eq!(
+        link.execute("m1", &block(0)).await.unwrap(),
+        AckResult::Firmware { next_block: 1 }
+    );
     // Out of order: refused with the block expected.
     match link.execute("m1", &block(2)).await {
         Err(LinkError::Refused { result, .. }) => {
@@ -421,21 +509,37 @@ async fn meter_link_carries_out_head_end_commands() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(link.execute("m1", &block(1)).await.unwrap(), AckResult::Firmware { next_block: 2 });
-    assert_eq!(link.execute("m1", &block(2)).await.unwrap(), AckResult::Firmware { next_block: 3 });
+    assert_eq!(
+        link.execute("m1", &block(1)).await.unwrap(),
+        AckResult::Firmware { next_block: 2 }
+    );
+    assert_eq!(
+        link.execute("m1", &block(2)).await.unwrap(),
+        AckResult::Firmware { next_block: 3 }
+    );
     assert!(matches!(
-        link.execute("m1", &CommandKind::FirmwareVerify { crc32: 1 }).await,
+        link.execute("m1", &CommandKind::FirmwareVerify { crc32: 1 })
+            .await,
         Err(LinkError::Refused { .. })
     ));
     assert_eq!(
-        link.execute("m1", &CommandKind::FirmwareVerify { crc32: crc32fast::hash(&image) })
-            .await
-            .unwrap(),
+        link.execute(
+            "m1",
+            &CommandKind::FirmwareVerify {
+                crc32: crc32fast::hash(&image)
+            }
+        )
+        .await
+        .unwrap(),
         AckResult::Verified
     );
     assert_eq!(
-        link.execute("m1", &CommandKind::FirmwareActivate).await.unwrap(),
-        AckResult::Activated { version: "2.1".into() }
+        link.execute("m1", &CommandKind::FirmwareActivate)
+            .await
+            .unwrap(),
+        AckResult::Activated {
+            version: "2.1".into()
+        }
     );
     assert!(matches!(
         link.execute("m1", &CommandKind::ClearAlarms).await,

@@ -39,7 +39,10 @@ enum AuthArg {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "ami-dlms-client", about = "Reads and commands DLMS/COSEM meters over TCP")]
+#[command(
+    name = "ami-dlms-client",
+    about = "Reads and commands DLMS/COSEM meters over TCP"
+)]
 struct Cli {
     /// A meter: `<name>=<host:port>`; repeat for more.
     #[arg(long = "meter", required = true)]
@@ -82,9 +85,12 @@ struct Cli {
 }
 
 fn key16(s: &Option<String>, what: &str) -> anyhow::Result<[u8; 16]> {
-    let s = s.as_deref().with_context(|| format!("--{what} is required"))?;
+    let s = s
+        .as_deref()
+        .with_context(|| format!("--{what} is required"))?;
     let v = hex::decode(s).with_context(|| format!("--{what} is not hex"))?;
-    v.try_into().map_err(|_| anyhow::anyhow!("--{what} must be 16 bytes"))
+    v.try_into()
+        .map_err(|_| anyhow::anyhow!("--{what} must be 16 bytes"))
 }
 
 fn config(cli: &Cli) -> anyhow::Result<ClientConfig> {
@@ -103,11 +109,17 @@ fn config(cli: &Cli) -> anyhow::Result<ClientConfig> {
     match cli.auth {
         AuthArg::None => {}
         AuthArg::Lls => {
-            let p = cli.password.as_deref().context("--password is required for LLS")?;
+            let p = cli
+                .password
+                .as_deref()
+                .context("--password is required for LLS")?;
             c.authentication = Authentication::Low(p.as_bytes().to_vec());
         }
         AuthArg::Gmac => {
-            let st = cli.system_title.as_deref().context("--system-title is required for HLS-GMAC")?;
+            let st = cli
+                .system_title
+                .as_deref()
+                .context("--system-title is required for HLS-GMAC")?;
             let st: [u8; 8] = hex::decode(st)
                 .context("--system-title is not hex")?
                 .try_into()
@@ -133,7 +145,10 @@ async fn main() -> anyhow::Result<()> {
     let registers: Vec<Obis> = cli
         .registers
         .iter()
-        .map(|r| r.parse().map_err(|e| anyhow::anyhow!("--register {r}: {e:?}")))
+        .map(|r| {
+            r.parse()
+                .map_err(|e| anyhow::anyhow!("--register {r}: {e:?}"))
+        })
         .collect::<anyhow::Result<_>>()?;
     let mut meters = HashMap::new();
     for m in &cli.meters {
@@ -170,7 +185,10 @@ async fn main() -> anyhow::Result<()> {
             ami_bus::NatsBus::connect(&cli.edge.nats, ami_bus::Topology::new(&cli.edge.root), 1000)
                 .await?,
         );
-        let dl = Arc::new(Downlink::new(DownlinkConfig::new(&cli.edge.name, keys), Arc::clone(&link)));
+        let dl = Arc::new(Downlink::new(
+            DownlinkConfig::new(&cli.edge.name, keys),
+            Arc::clone(&link),
+        ));
         let rx = stop_rx.clone();
         Some(tokio::spawn(async move { dl.run(bus, rx).await }))
     };

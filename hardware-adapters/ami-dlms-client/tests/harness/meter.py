@@ -52,12 +52,46 @@ from gurux_dlms.objects.enums import ControlState
 from gurux_dlms.objects.enums.ImageTransferStatus import ImageTransferStatus
 from gurux_dlms.secure import GXDLMSSecureServer
 
+from gurux_dlms.GXDLMSLNParameters import GXDLMSLNParameters
+
+# gurux-dlms 1.0.203's SET handler calls accessors its parameter class lacks.
+if not hasattr(GXDLMSLNParameters, "isMultipleBlocks"):
+    GXDLMSLNParameters.isMultipleBlocks = lambda self: self.multipleBlocks
+    GXDLMSLNParameters.setStatus = lambda self, v: setattr(self, "status", v)
+# ... and makes the list of one write or action with `list(e)`.
+from gurux_dlms.ValueEventArgs import ValueEventArgs
+
+if not hasattr(ValueEventArgs, "__iter__"):
+    ValueEventArgs.__iter__ = lambda self: iter([self])
+
 UTC = datetime.timezone.utc
 PROFILE_START = datetime.datetime(2026, 1, 1, 0, 15, tzinfo=UTC)
 
 
 def log(*args):
     print(*args, file=sys.stderr, flush=True)
+
+
+class HdlcView:
+    """What the meter's UA says: the sizes the client's SNRM proposed (the smaller of its
+    transmit and receive), window 1, no inactivity timeout."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.inactivityTimeout = 0
+
+    def _info(self):
+        h = self.settings.hdlc
+        return min(h.maxInfoTX, h.maxInfoRX)
+
+    maxInfoTX = property(_info)
+    maxInfoRX = property(_info)
+    maximumInfoLengthReceive = property(_info)
+    maximumInfoLengthTransmit = property(_info)
+    windowSizeTX = 1
+    windowSizeRX = 1
+    windowSizeReceive = 1
+    windowSizeTransmit = 1
 
 
 class Meter(GXDLMSSecureServer):
@@ -76,6 +110,14 @@ class Meter(GXDLMSSecureServer):
             c.blockCipherKey = bytearray.fromhex(args.block_key)
             c.authenticationKey = bytearray.fromhex(args.auth_key)
             c.security = Security.AUTHENTICATION_ENCRYPTION
+            # gurux-dlms 1.0.203's secure server keeps its ciphering under a name the rest
+            # of the library does not read.
+            self.settings.cipher = c
+        # gurux-dlms 1.0.203 answers SNRM from `self.hdlc`, reading both the negotiated
+        # sizes and the HDLC setup object's names from it: a view on what SNRM negotiated.
+        self.hdlc = HdlcView(self.settings)
+        # ... and reads the GBT window size of long reads under a misspelt name.
+        self.settings.gbtWndowSize = self.settings.gbtWindowSize
         # Small PDUs so that long answers come as data blocks.
         self.settings.maxServerPDUSize = args.max_pdu
 
@@ -134,6 +176,15 @@ class Meter(GXDLMSSecureServer):
             self.association.objectList.append(it)
         self.initialize()
 
+    def handleCommand(self, *args):
+        try:
+            return super().handleCommand(*args)
+        except Exception:
+            import traceback
+
+            log(traceback.format_exc())
+            raise
+
     # --- access -------------------------------------------------------------------------
     def isTarget(self, serverAddress, clientAddress):
         return True
@@ -153,7 +204,23 @@ class Meter(GXDLMSSecureServer):
     def onGetAttributeAccess(self, arg):
         from gurux_dlms.enums import AccessMode
 
+        # gurux-dlms 1.0.203 reads without calling onPreRead with the request; this is the
+        # last hook that sees it.
+        self.onPreRead([arg])
         return AccessMode.READ_WRITE
+
+    # Hooks gurux-dlms 1.0.203's command handler calls but its server class lacks.
+    def notifyRead(self, *args):
+        pass
+
+    def notifyConnected(self, connectionInfo):
+        self.onConnected(connectionInfo)
+
+    def getTransaction(self):
+        return self.transaction
+
+    def setTransaction(self, value):
+        self.transaction = value
 
     def onGetMethodAccess(self, arg):
         from gurux_dlms.enums import MethodAccessMode
@@ -173,7 +240,6 @@ class Meter(GXDLMSSecureServer):
                 self.clock.time = GXDateTime(self.now())
             elif e.target is self.profile and e.index == 2 and e.selector == 1:
                 # Range over the clock column, done here: gurux compares datetimes with 0.
-                start = GXDateTime.fromUnixTime(0)
                 params = e.parameters
                 lo = self.dt(params[1])
                 hi = self.dt(params[2])
@@ -190,7 +256,7 @@ class Meter(GXDLMSSecureServer):
         info.type_ = DataType.DATETIME
         return _GXCommon.getData(self.settings, GXByteBuffer(raw), info).value
 
-    def onPostRead(self, args):
+    def onPostRead(self, args=None):
         pass
 
     def onPreGet(self, args):
@@ -298,6 +364,23 @@ class Meter(GXDLMSSecureServer):
         log("released")
 
 
+class Reply(GXServerReply):
+    """GXServerReply as the server of gurux-dlms 1.0.203 calls it: that version's server
+    uses accessors its own reply class lacks."""
+
+    def setReply(self, value):
+        self.reply = value
+
+    def getConnectionInfo(self):
+        return self.connectionInfo
+
+    def getCount(self):
+        return self.count
+
+    def setCount(self, value):
+        self.count = value
+
+
 def serve(meter, port):
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -315,10 +398,11 @@ def serve(meter, port):
                     break
                 if not data:
                     break
-                sr = GXServerReply(bytearray(data))
+                sr = Reply(bytearray(data))
                 while True:
                     meter.handleRequest(sr)
                     if sr.reply:
+                        log("<-", bytes(data).hex(), "->", bytes(sr.reply).hex())
                         conn.sendall(bytes(sr.reply))
                         sr.reply = None
                     if not sr.isStreaming():
