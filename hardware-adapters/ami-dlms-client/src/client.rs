@@ -759,10 +759,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     }
 }
 
-/// Works around a known server quirk: gurux-dlms 1.0.203 writes the length of the
-/// responding-authentication-value (`AA`) as the length of the challenge inside it, two bytes
-/// short. Where an `AA` field holds exactly `80 <n> <n bytes>` with the outer length `n`, the
-/// outer length is put right; everything else is left as it came.
+/// Works around a known server quirk: gurux-dlms 1.0.203 writes the lengths of the
+/// responding-AP-title (`A4`) and the responding-authentication-value (`AA`) as the length of
+/// the value inside them, two bytes short. Where such a field holds exactly
+/// `04|80 <n> <n bytes>` under the outer length `n`, the outer length is put right;
+/// everything else is left as it came.
 pub fn repair_aare(apdu: &[u8]) -> Vec<u8> {
     let mut out = apdu.to_vec();
     let [0x61, outer, ..] = apdu else {
@@ -777,8 +778,8 @@ pub fn repair_aare(apdu: &[u8]) -> Vec<u8> {
             break;
         }
         let len = usize::from(len);
-        if tag == 0xAA
-            && apdu.get(pos + 2) == Some(&0x80)
+        if (tag == 0xAA && apdu.get(pos + 2) == Some(&0x80)
+            || tag == 0xA4 && apdu.get(pos + 2) == Some(&0x04))
             && apdu.get(pos + 3).map(|n| usize::from(*n)) == Some(len)
             && pos + 4 + len <= apdu.len()
         {

@@ -457,11 +457,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Link<S> {
                         self.send_hdlc(h, rr, false, &[]).await?;
                         continue;
                     }
-                    let apdu = llc::strip(&info).map(<[u8]>::to_vec).ok_or_else(|| {
-                        ClientError::Protocol(format!(
-                            "answer to {what} without the LLC header E6 E7 00"
-                        ))
-                    })?;
+                    // As the decoder does: an answer without the LLC header is taken as the
+                    // bare APDU (gurux-dlms 1.0.203 leaves it off its RLRE).
+                    let apdu = llc::strip(&info).unwrap_or(&info).to_vec();
                     return Ok(Received { apdu, frames });
                 }
                 Control::Rr { .. } => continue,
