@@ -113,6 +113,47 @@ def _logged_parse_ui(*args):
 
 _GXAPDU.parseUserInformation = _logged_parse_ui
 
+from gurux_dlms.GXDLMS import GXDLMS
+
+_get_data = GXDLMS.getData
+
+
+def _logged_get_data(*args):
+    try:
+        return _get_data(*args)
+    except Exception:
+        import traceback
+
+        print("request refused:", traceback.format_exc(), file=sys.stderr, flush=True)
+        raise
+
+
+GXDLMS.getData = _logged_get_data
+
+# ... and builds the parameters of a ciphered request without their tag (system title, key,
+# key): take that form as tag 0.
+_gxdlms_module = sys.modules["gurux_dlms.GXDLMS"]
+from gurux_dlms.AesGcmParameter import AesGcmParameter
+
+
+def _aes_gcm_parameter(*args):
+    if len(args) == 3 and not isinstance(args[0], int):
+        return AesGcmParameter(0, *args)
+    return AesGcmParameter(*args)
+
+
+_gxdlms_module.AesGcmParameter = _aes_gcm_parameter
+
+# ... and asks the association object for its status through a method it lacks.
+if not hasattr(GXDLMSAssociationLogicalName, "getAssociationStatus"):
+    GXDLMSAssociationLogicalName.getAssociationStatus = lambda self: self.associationStatus
+
+# ... and sets the connection state of its settings through a method they lack.
+from gurux_dlms.GXDLMSSettings import GXDLMSSettings
+
+if not hasattr(GXDLMSSettings, "setConnected"):
+    GXDLMSSettings.setConnected = lambda self, v: setattr(self, "connected", v)
+
 UTC = datetime.timezone.utc
 PROFILE_START = datetime.datetime(2026, 1, 1, 0, 15, tzinfo=UTC)
 
@@ -221,6 +262,9 @@ class Meter(GXDLMSSecureServer):
         self.items.append(self.calendar)
 
         self.items.append(self.association)
+        # gurux-dlms 1.0.203's association object cannot read the HLS reply (it calls int()
+        # on the octet string): the check is done here with the library's own GMAC.
+        self.association.invoke = self.reply_to_hls
         for it in self.items:
             self.association.objectList.append(it)
         self.initialize()
@@ -330,6 +374,31 @@ class Meter(GXDLMSSecureServer):
 
     def onPostWrite(self, args):
         pass
+
+    def reply_to_hls(self, settings, e):
+        from gurux_dlms.GXSecure import GXSecure
+        from gurux_dlms.objects.enums import AssociationStatus
+
+        if e.index != 1 or self.args.auth != "gmac":
+            e.error = ErrorCode.READ_WRITE_DENIED
+            return None
+        got = bytes(e.parameters or b"")
+        ic = int.from_bytes(got[1:5], "big") if len(got) >= 5 else 0
+        cipher = settings.cipher
+        want = bytes(
+            GXSecure.secure(settings, cipher, ic, settings.stoCChallenge, settings.sourceSystemTitle)
+        )
+        if got != want:
+            log("HLS reply does not verify")
+            self.association.associationStatus = AssociationStatus.NON_ASSOCIATED
+            return None
+        self.association.associationStatus = AssociationStatus.ASSOCIATED
+        log("HLS reply verified")
+        return bytes(
+            GXSecure.secure(
+                settings, cipher, cipher.invocationCounter, settings.ctoSChallenge, cipher.systemTitle
+            )
+        )
 
     # --- actions ------------------------------------------------------------------------
     def onPreAction(self, args):
@@ -455,6 +524,10 @@ def serve(meter, port):
                     if sr.reply:
                         log("<-", bytes(data).hex(), "->", bytes(sr.reply).hex())
                         conn.sendall(bytes(sr.reply))
+                        # A meter's invocation counter goes up with every ciphered APDU
+                        # (gurux-dlms leaves it where it is).
+                        if meter.settings.cipher is not None:
+                            meter.settings.cipher.invocationCounter += 1
                         sr.reply = None
                     if not sr.isStreaming():
                         break
