@@ -111,6 +111,8 @@ fn test_venv() -> Result<()> {
         "-q",
         "grpcio==1.76.0",
         "grpcio-reflection==1.76.0",
-        "gurux-common==1.0.13", "gurux-dlms==1.0.203", "gurux-net==1.0.23",
+        "gurux-common==1.0.13",
+        "gurux-dlms==1.0.203",
+        "gurux-net==1.0.23",
     ]))
 }

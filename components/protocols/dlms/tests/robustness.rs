@@ -97,6 +97,7 @@ proptest! {
     }
 }
 
+#[allow(clippy::unwrap_used)]
 mod encoders {
     //! The framing and data encoders the DLMS client uses, read back by the decoder's
     //! parsers, and the parsers fed arbitrary bytes around encoded frames.
