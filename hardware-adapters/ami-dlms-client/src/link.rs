@@ -482,3 +482,122 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Link<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use tokio::io::duplex;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn server_frame(control: u8, segmented: bool, info: &[u8]) -> Vec<u8> {
+        hdlc::encode(
+            &Address::one(16),
+            &Address::server(1, 17, 4),
+            control,
+            segmented,
+            info,
+        )
+        .unwrap()
+    }
+
+    /// A scripted meter: for each frame the client sends, the next answer (if any).
+    async fn play(mut io: tokio::io::DuplexStream, answers: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        let mut got = Vec::new();
+        for a in answers {
+            let mut buf = [0u8; 4096];
+            let n = io.read(&mut buf).await.unwrap_or(0);
+            got.push(buf[..n].to_vec());
+            if !a.is_empty() {
+                io.write_all(&a).await.unwrap();
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn hdlc_reassembles_segments_and_acknowledges_each_with_rr() {
+        rt().block_on(async {
+            let (client, server) = duplex(8192);
+            let ua = server_frame(
+                0x73,
+                false,
+                &[0x81, 0x80, 0x06, 0x05, 0x01, 0x40, 0x06, 0x01, 0x40],
+            );
+            // Answer in two segments: N(S)=0 then N(S)=1, both acknowledging our one frame.
+            let mut info = llc::RESPONSE.to_vec();
+            info.extend_from_slice(&[0xC4, 0x01, 0xC1, 0x00, 0x09, 0x04, 1, 2, 3, 4]);
+            let (a, b) = info.split_at(6);
+            let first = server_frame(0x30, true, a);
+            let second = server_frame(0x32, false, b);
+            let meter = tokio::spawn(play(server, vec![ua, [first, second].concat(), Vec::new()]));
+            let mut link = Link::new(
+                client,
+                Framing::Hdlc(HdlcSettings::default()),
+                Duration::from_secs(2),
+            );
+            link.open().await.unwrap();
+            assert_eq!(link.negotiated().unwrap().max_info_tx, 64);
+            let r = link.exchange(&[0xC0, 0x01, 0xC1], "GET").await.unwrap();
+            assert_eq!(r.apdu, &info[3..]);
+            assert_eq!(r.frames.len(), 2);
+            drop(link);
+            let sent = meter.await.unwrap();
+            // The client's RR after the first segment: N(R)=1.
+            let (rr, _) = hdlc::parse(&sent[2]).unwrap();
+            assert_eq!(rr.control, Control::Rr { receive: 1 });
+        });
+    }
+
+    #[test]
+    fn hdlc_refuses_a_wrong_sequence_number() {
+        rt().block_on(async {
+            let (client, server) = duplex(8192);
+            let ua = server_frame(0x73, false, &[]);
+            let mut info = llc::RESPONSE.to_vec();
+            info.extend_from_slice(&[0xC4, 0x01, 0xC1, 0x00, 0x00]);
+            let wrong = server_frame(0x34, false, &info); // N(S)=2, expected 0
+            let _meter = tokio::spawn(play(server, vec![ua, wrong]));
+            let mut link = Link::new(
+                client,
+                Framing::Hdlc(HdlcSettings::default()),
+                Duration::from_secs(2),
+            );
+            link.open().await.unwrap();
+            let err = link.exchange(&[0xC0], "GET").await.unwrap_err();
+            assert!(
+                matches!(err, ClientError::Protocol(ref m) if m.contains("N(S)=2")),
+                "{err}"
+            );
+        });
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever a meter answers, the link returns (an APDU or a typed error) without
+        /// panicking and without waiting past its deadline.
+        #[test]
+        fn any_answer_is_an_apdu_or_an_error(answer in proptest::collection::vec(any::<u8>(), 0..300), hdlc in any::<bool>()) {
+            rt().block_on(async {
+                let (client, server) = duplex(8192);
+                let framing = if hdlc {
+                    Framing::Hdlc(HdlcSettings::default())
+                } else {
+                    Framing::Wrapper { client: 16, server: 1 }
+                };
+                let _meter = tokio::spawn(play(server, vec![answer.clone(), answer]));
+                let mut link = Link::new(client, framing, Duration::from_millis(100));
+                if link.open().await.is_ok() {
+                    let _ = link.exchange(&[0xC0, 0x01], "GET").await;
+                }
+            });
+        }
+    }
+}
