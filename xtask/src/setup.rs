@@ -97,7 +97,7 @@ fn test_venv() -> Result<()> {
     let venv = home.join(".cache/ami-test-venv");
     let python = venv.join("bin/python");
     let ready = Command::new(&python)
-        .args(["-c", "import grpc, grpc_reflection"])
+        .args(["-c", "import grpc, grpc_reflection, gurux_dlms, gurux_net"])
         .output()
         .is_ok_and(|o| o.status.success());
     if ready {
@@ -111,5 +111,8 @@ fn test_venv() -> Result<()> {
         "-q",
         "grpcio==1.76.0",
         "grpcio-reflection==1.76.0",
+        "gurux-common==1.0.13",
+        "gurux-dlms==1.0.203",
+        "gurux-net==1.0.23",
     ]))
 }

@@ -137,6 +137,87 @@ impl<'a> Data<'a> {
     }
 }
 
+/// Appends an A-XDR length: one byte below 0x80, else `0x80 | n` and `n` big-endian bytes.
+pub fn encode_length(n: usize, out: &mut Vec<u8>) {
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        let bytes = (n as u64).to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        let tail = bytes.get(skip..).unwrap_or_default();
+        out.push(0x80 | tail.len() as u8);
+        out.extend_from_slice(tail);
+    }
+}
+
+impl Data<'_> {
+    /// Appends the value's A-XDR encoding (tag and content); [`Data::parse`] reads it back.
+    /// Compact arrays are not made: arrays are encoded element by element.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Data::Null => out.push(0),
+            Data::Array(items) | Data::Structure(items) => {
+                out.push(if matches!(self, Data::Array(_)) { 1 } else { 2 });
+                encode_length(items.len(), out);
+                for i in items {
+                    i.encode(out);
+                }
+            }
+            Data::Boolean(b) => out.extend_from_slice(&[3, u8::from(*b)]),
+            Data::BitString { bits, bytes } => {
+                out.push(4);
+                encode_length(*bits, out);
+                let n = bits.div_ceil(8);
+                out.extend_from_slice(bytes.get(..n).unwrap_or(bytes));
+                out.resize(out.len() + n.saturating_sub(bytes.len()), 0);
+            }
+            Data::DoubleLong(v) => tagged(out, 5, &v.to_be_bytes()),
+            Data::DoubleLongUnsigned(v) => tagged(out, 6, &v.to_be_bytes()),
+            Data::OctetString(b) | Data::VisibleString(b) | Data::Utf8String(b) => {
+                out.push(match self {
+                    Data::OctetString(_) => 9,
+                    Data::VisibleString(_) => 10,
+                    _ => 12,
+                });
+                encode_length(b.len(), out);
+                out.extend_from_slice(b);
+            }
+            Data::Bcd(v) => tagged(out, 13, &[*v]),
+            Data::Integer(v) => tagged(out, 15, &v.to_be_bytes()),
+            Data::Long(v) => tagged(out, 16, &v.to_be_bytes()),
+            Data::Unsigned(v) => tagged(out, 17, &[*v]),
+            Data::LongUnsigned(v) => tagged(out, 18, &v.to_be_bytes()),
+            Data::Long64(v) => tagged(out, 20, &v.to_be_bytes()),
+            Data::Long64Unsigned(v) => tagged(out, 21, &v.to_be_bytes()),
+            Data::Enum(v) => tagged(out, 22, &[*v]),
+            Data::Float32(v) => tagged(out, 23, &v.to_be_bytes()),
+            Data::Float64(v) => tagged(out, 24, &v.to_be_bytes()),
+            Data::DateTime(b) => tagged(out, 25, b),
+            Data::Date(b) => tagged(out, 26, b),
+            Data::Time(b) => tagged(out, 27, b),
+            Data::DeltaInteger(v) => tagged(out, 28, &v.to_be_bytes()),
+            Data::DeltaLong(v) => tagged(out, 29, &v.to_be_bytes()),
+            Data::DeltaDoubleLong(v) => tagged(out, 30, &v.to_be_bytes()),
+            Data::DeltaUnsigned(v) => tagged(out, 31, &[*v]),
+            Data::DeltaLongUnsigned(v) => tagged(out, 32, &v.to_be_bytes()),
+            Data::DeltaDoubleLongUnsigned(v) => tagged(out, 33, &v.to_be_bytes()),
+            Data::DontCare => out.push(255),
+        }
+    }
+
+    /// The A-XDR encoding as a new vector.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
+    }
+}
+
+fn tagged(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
+    out.push(tag);
+    out.extend_from_slice(content);
+}
+
 fn depth_check(depth: usize) -> Result<(), DecodeError> {
     if depth >= MAX_DEPTH {
         return Err(DecodeError::Malformed(format!(

@@ -43,3 +43,30 @@ pub fn parse(bytes: &[u8]) -> Result<(Header, &[u8]), DecodeError> {
     )?;
     Ok((header, apdu))
 }
+
+/// Encodes a wrapper frame: header and `apdu`. An APDU longer than the 16-bit length field
+/// can say is `Malformed`.
+pub fn encode(
+    source_wport: u16,
+    destination_wport: u16,
+    apdu: &[u8],
+) -> Result<Vec<u8>, DecodeError> {
+    let length = u16::try_from(apdu.len()).map_err(|_| {
+        DecodeError::Malformed(format!(
+            "wrapper APDU of {} bytes (at most 65535)",
+            apdu.len()
+        ))
+    })?;
+    let mut out = Vec::with_capacity(8 + apdu.len());
+    for v in [VERSION, source_wport, destination_wport, length] {
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+    out.extend_from_slice(apdu);
+    Ok(out)
+}
+
+/// Bytes the wrapper frame at the start of `bytes` takes, once its header has come.
+pub fn frame_len(bytes: &[u8]) -> Option<usize> {
+    let len: [u8; 2] = bytes.get(6..8)?.try_into().ok()?;
+    Some(8 + usize::from(u16::from_be_bytes(len)))
+}
