@@ -4,8 +4,7 @@
 //! where the protocol allows, with their keys in the host's key store) feeds an adapter, whose
 //! spool forwards the frames to the bus; the ingest role decodes them with the installed
 //! decoder components; a readings consumer keeps the latest value per meter and register, and
-//! events and dead letters are counted and shown. The MDMS stores every reading (embedded
-//! SQLite by default) and serves `ami.mdms.v1` over gRPC while it runs. Without `NATS_URL` everything runs over the
+//! events and dead letters are counted and shown. Without `NATS_URL` everything runs over the
 //! in-process bus; with it, the same roles use NATS JetStream (and `nats sub 'ami.>'` shows the
 //! traffic).
 
@@ -18,11 +17,6 @@ use std::time::{Duration, Instant};
 use ami_adapter::{Adapter, AdapterConfig, SpoolFrame};
 use ami_bus::{Bus, ConsumerSettings, EventMessage, ReadingsMessage, StreamKind, header};
 use ami_ingest::{Ingest, IngestConfig};
-use ami_mdms::auth::Auth;
-use ami_mdms::server::{Api, serve};
-use ami_mdms::vee::RuleSets;
-use ami_mdms::{ConsumeStats, Mdms, ReadingsConsumer};
-use ami_mdms_store::{AnyStore, MeterDataStore};
 use ami_plugin_host::MemoryKeyStore;
 use ami_sim::{Fleet, FleetConfig};
 use anyhow::{Context, Result, bail};
@@ -57,12 +51,6 @@ pub struct UpArgs {
     /// Write the plugins' and pipeline's counters (OpenMetrics text) to this file every tick.
     #[arg(long)]
     metrics_file: Option<std::path::PathBuf>,
-    /// The MDMS store the readings go into [default: sqlite:$AMI_HOME/mdms.db].
-    #[arg(long, env = "AMI_MDMS_STORE")]
-    mdms_store: Option<String>,
-    /// Where the MDMS gRPC API (ami.mdms.v1) listens; open to every caller, as on one machine.
-    #[arg(long, default_value = "127.0.0.1:50052")]
-    mdms_listen: std::net::SocketAddr,
     #[command(flatten)]
     bus: BusArgs,
 }
@@ -153,24 +141,6 @@ async fn up(args: UpArgs, paths: &PathArgs) -> Result<ExitCode> {
         bus.topology().root(),
         bus.topology().root()
     );
-    let mdms_url = match &args.mdms_store {
-        Some(u) => u.clone(),
-        None => format!("sqlite:{}", ami_home().join("mdms.db").display()),
-    };
-    let mdms_store = Arc::new(
-        AnyStore::open(&mdms_url, 4)
-            .await
-            .with_context(|| format!("opening the MDMS store {mdms_url}"))?,
-    );
-    mdms_store.migrate().await.context("migrating the MDMS store")?;
-    let mdms_listener = tokio::net::TcpListener::bind(args.mdms_listen)
-        .await
-        .with_context(|| format!("MDMS API on {}", args.mdms_listen))?;
-    println!(
-        "  -> MDMS: readings into {mdms_url}; gRPC ami.mdms.v1 on {} (reflection on; e.g. `grpcurl -plaintext {} list`)",
-        mdms_listener.local_addr()?,
-        mdms_listener.local_addr()?
-    );
     println!("  one status line per tick; Ctrl-C stops (or --ticks N)");
 
     let (stop_tx, stop) = stop_on_signal();
@@ -187,38 +157,6 @@ async fn up(args: UpArgs, paths: &PathArgs) -> Result<ExitCode> {
         tasks.push(tokio::spawn(async move {
             if let Err(e) = ingest.run(s).await {
                 eprintln!("ami up: ingest stopped: {e}");
-            }
-        }));
-    }
-    let mdms_consumer = Arc::new(ReadingsConsumer::new(
-        bus.clone(),
-        Arc::clone(&mdms_store),
-        "ami-mdms",
-        2000,
-    ));
-    let mdms_stats = mdms_consumer.stats();
-    {
-        let (c, s) = (Arc::clone(&mdms_consumer), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = c.run(s).await {
-                eprintln!("ami up: MDMS consumer stopped: {e}");
-            }
-        }));
-    }
-    {
-        let mdms = Arc::new(Mdms::new(
-            Arc::clone(&mdms_store),
-            Arc::clone(&host),
-            RuleSets::standard(),
-            28,
-        ));
-        let mut s = stop.clone();
-        tasks.push(tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = s.wait_for(|v| *v).await;
-            };
-            if let Err(e) = serve(Api::new(mdms, Auth::Open), mdms_listener, shutdown).await {
-                eprintln!("ami up: MDMS API stopped: {e}");
             }
         }));
     }
@@ -258,7 +196,7 @@ async fn up(args: UpArgs, paths: &PathArgs) -> Result<ExitCode> {
         if let Err(e) = adapter.accept(frames) {
             eprintln!("ami up: adapter refused frames: {e}");
         }
-        status(tick, sim_ms, sent, &adapter, &ingest_stats, &store, &mdms_stats);
+        status(tick, sim_ms, sent, &adapter, &ingest_stats, &store);
         if let Some(path) = &args.metrics_file {
             let text = format!(
                 "{}{}{}",
@@ -281,7 +219,6 @@ async fn up(args: UpArgs, paths: &PathArgs) -> Result<ExitCode> {
         let done = handled >= sent && {
             let s = lock(&store);
             s.dead >= ingest_stats.dead.load(Ordering::Relaxed)
-                && mdms_stats.readings.load(Ordering::Relaxed) >= s.readings
         };
         if done && adapter.pending() == 0 {
             break;
@@ -294,14 +231,12 @@ async fn up(args: UpArgs, paths: &PathArgs) -> Result<ExitCode> {
     }
     let s = lock(&store);
     println!(
-        "stopped: {sent} frames sent, {} decoded into {} readings of {} meters, {} events, {} dead letters; MDMS stored {} readings ({} already there) in {mdms_url}",
+        "stopped: {sent} frames sent, {} decoded into {} readings of {} meters, {} events, {} dead letters",
         ingest_stats.decoded.load(Ordering::Relaxed),
         s.readings,
         s.latest.len(),
         s.events.values().sum::<u64>(),
-        s.dead,
-        mdms_stats.inserted.load(Ordering::Relaxed),
-        mdms_stats.duplicates.load(Ordering::Relaxed),
+        s.dead
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -313,7 +248,6 @@ fn status(
     adapter: &Adapter,
     ingest: &ami_ingest::IngestStats,
     store: &Mutex<Store>,
-    mdms: &ConsumeStats,
 ) {
     let s = lock(store);
     let sample = s
@@ -339,14 +273,13 @@ fn status(
         )
     };
     println!(
-        "tick {tick:>4} {} | sent {sent} spooled {} decoded {} readings {} events {}{events} dead {} | stored {} | meters {}{sample}",
+        "tick {tick:>4} {} | sent {sent} spooled {} decoded {} readings {} events {}{events} dead {} | meters {}{sample}",
         ami_domain::time::rfc3339(sim_ms),
         adapter.pending(),
         ingest.decoded.load(Ordering::Relaxed),
         s.readings,
         s.events.values().sum::<u64>(),
         s.dead,
-        mdms.inserted.load(Ordering::Relaxed),
         s.latest.len(),
     );
     for r in &s.dead_reasons {
