@@ -3,13 +3,14 @@
 //! Plugin tooling for vendors (`ami plugin new|build|sign|keygen|inspect|test|list`), frame
 //! decoding through the installed decoder components (`ami decode`), benchmarks
 //! (`ami bench plugins`, `ami bench ingest`), the host runtime's ingest role (`ami host`) and
-//! the single-machine platform (`ami up`).
+//! the single-machine platform (`ami up`), the MDMS (`ami mdms`) and the head-end (`ami hes`).
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod bench;
 mod decode_cmd;
+mod hes_cmd;
 mod host_cmd;
 mod mdms_cmd;
 mod native;
@@ -46,6 +47,8 @@ enum Command {
     Host(host_cmd::HostArgs),
     /// The Meter Data Management System: readings into the store, VEE, bills, gRPC ami.mdms.v1.
     Mdms(mdms_cmd::MdmsArgs),
+    /// The head-end system: registry, keys, events, outages and commands, gRPC ami.hes.v1.
+    Hes(hes_cmd::HesArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -74,5 +77,6 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Up(a) => up::run(a, &cli.paths),
         Command::Host(a) => host_cmd::run(a, &cli.paths),
         Command::Mdms(a) => mdms_cmd::run(a, &cli.paths),
+        Command::Hes(a) => hes_cmd::run(a),
     }
 }

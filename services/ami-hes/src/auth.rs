@@ -13,8 +13,10 @@
 //! `;`, each `<principal> <role>[,<role>...] <token>` (whitespace-separated; the token is the
 //! rest of the entry and may not hold whitespace or `;`); blank entries and `#` comments are
 //! skipped. Roles: `reader` (registry, events, outages: read), `operator` (reader, plus CSV
-//! import, status changes and key metadata), `key-admin` (reader, plus putting and rotating
-//! keys), `admin` (everything). Tokens are kept only as SHA-256 digests.
+//! import, status changes, key metadata, and commands: submit, bulk disconnect requests,
+//! firmware campaigns), `key-admin` (reader, plus putting and rotating keys), `admin`
+//! (everything, including the second approval of bulk disconnects). Tokens are kept only as
+//! SHA-256 digests.
 //!
 //! The standard health service is open (probes carry no token); reflection needs any valid
 //! token.
@@ -108,6 +110,18 @@ pub fn required_access(path: &str) -> Option<Access> {
         ("ami.hes.v1.KeyService", "PutKey" | "RotateKey") => Access::Role(Role::KeyAdmin),
         ("ami.hes.v1.EventService", "QueryEvents" | "StreamEvents") => Access::Role(Role::Reader),
         ("ami.hes.v1.OutageService", "ListOutages" | "StreamOutages") => Access::Role(Role::Reader),
+        // Commands: the engine checks again with the roles `crate::commands::engine_roles`
+        // maps these onto (admin: supervisor, operator: operator, the others: reader).
+        (
+            "ami.hes.v1.CommandService",
+            "GetCommand" | "GetAudit" | "WatchCommands" | "GetBulk" | "GetCampaign"
+            | "GetSigningKey",
+        ) => Access::Role(Role::Reader),
+        (
+            "ami.hes.v1.CommandService",
+            "SubmitCommand" | "RequestBulkDisconnect" | "StartCampaign",
+        ) => Access::Role(Role::Operator),
+        ("ami.hes.v1.CommandService", "ApproveBulk" | "RejectBulk") => Access::Role(Role::Admin),
         _ => return None,
     })
 }

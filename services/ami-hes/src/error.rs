@@ -67,6 +67,13 @@ pub enum HesError {
     /// The gRPC transport failed (bind, serve).
     #[error("transport: {0}")]
     Transport(String),
+    /// A command cannot be made for this meter or at this time (no route in the registry, a
+    /// retired meter, commands off because the HES runs without a bus).
+    #[error("command refused: {0}")]
+    CommandRefused(String),
+    /// The command engine refused or failed.
+    #[error("{0}")]
+    Command(#[from] ami_commands::EngineError),
 }
 
 /// Results of HES operations.
@@ -90,6 +97,21 @@ impl HesError {
             | HesError::Corrupt(_)
             | HesError::Transport(_) => Code::Internal,
             HesError::Bus(_) => Code::Unavailable,
+            HesError::CommandRefused(_) => Code::FailedPrecondition,
+            HesError::Command(e) => {
+                use ami_commands::EngineError as E;
+                match e {
+                    // The engine's role check, and the four-eyes rule: the requester of a bulk
+                    // disconnect may not approve it.
+                    E::Forbidden { .. } | E::SameApprover(..) => Code::PermissionDenied,
+                    // A disconnect of several meters without a second approval.
+                    E::ApprovalRequired(_) | E::InvalidState(_) => Code::FailedPrecondition,
+                    E::NotFound(_) => Code::NotFound,
+                    E::Invalid(_) => Code::InvalidArgument,
+                    E::Store(_) => Code::Internal,
+                    E::Bus(_) => Code::Unavailable,
+                }
+            }
         }
     }
 }
@@ -112,6 +134,7 @@ impl From<HesError> for tonic::Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ami_commands::EngineError;
     use tonic::Code;
 
     #[test]
@@ -153,6 +176,44 @@ mod tests {
             (HesError::Transport("t".into()), Code::Internal),
             (
                 HesError::Bus(ami_bus::BusError::Connect("n".into())),
+                Code::Unavailable,
+            ),
+            (
+                HesError::CommandRefused("r".into()),
+                Code::FailedPrecondition,
+            ),
+            (
+                EngineError::Forbidden {
+                    principal: "p".into(),
+                    action: "a",
+                    needs: "operator",
+                }
+                .into(),
+                Code::PermissionDenied,
+            ),
+            (
+                EngineError::SameApprover("b".into(), "p".into()).into(),
+                Code::PermissionDenied,
+            ),
+            (
+                EngineError::ApprovalRequired(3).into(),
+                Code::FailedPrecondition,
+            ),
+            (
+                EngineError::InvalidState("s".into()).into(),
+                Code::FailedPrecondition,
+            ),
+            (EngineError::NotFound("c".into()).into(), Code::NotFound),
+            (
+                EngineError::Invalid("i".into()).into(),
+                Code::InvalidArgument,
+            ),
+            (
+                EngineError::Store(ami_commands::StoreError::Database("d".into())).into(),
+                Code::Internal,
+            ),
+            (
+                EngineError::Bus(ami_bus::BusError::Connect("n".into())).into(),
                 Code::Unavailable,
             ),
         ];

@@ -12,12 +12,15 @@
 //! * [`keys`]: envelope encryption under a master key ([`KeyWrapper`], [`LocalMasterKey`]),
 //!   rotation with a grace period ([`KeyVault`]), and the host-side [`KeyProvider`].
 //! * [`events`] and [`outage`]: event ingest and outage correlation, confirmation, restoration.
+//! * [`commands`]: the command service over the `ami-commands` engine (signed downlink
+//!   commands, bulk disconnects with second approval, firmware campaigns).
 //! * [`server`]: [`server::ServerConfig`], [`server::serve`]; [`auth`]: tokens and roles;
 //!   [`error`]: one error type mapped to gRPC codes; [`proto`]: the generated code.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod auth;
+pub mod commands;
 pub mod csv;
 pub mod error;
 pub mod events;

@@ -1,6 +1,6 @@
-//! The `ami.hes.v1` gRPC server: configuration, start-up and the four services (registry,
-//! keys, events, outages), with server reflection, the standard health service and the
-//! authorisation layer on.
+//! The `ami.hes.v1` gRPC server: configuration, start-up and the five services (registry,
+//! keys, events, outages, commands), with server reflection, the standard health service and
+//! the authorisation layer on.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), ami_hes::HesError> {
@@ -14,7 +14,9 @@
 //! with [`HesError::KeyUnwrap`]), loads the tokens, then binds. While serving, it ticks the
 //! outage detector every second, retires keys past their grace period, reloads the key
 //! provider (changes made by other replicas), and consumes the events stream when a bus is
-//! configured.
+//! configured. With a bus, it also runs the command engine ([`crate::commands`]), which needs
+//! the signing key ([`ServerConfig::signing_key`]): a bus without one stops the start with
+//! [`HesError::Config`]. The verifying key is logged at start and served by `GetSigningKey`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -28,6 +30,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::auth::{AuthLayer, Authorizer, Principal, TokenSource};
+use crate::commands::{Commands, SigningKeySource};
 use crate::error::{HesError, Result};
 use crate::events::EventHub;
 use crate::keys::{KeyBytes, KeyVault, KeyWrapper, LocalMasterKey, MasterKeySource};
@@ -60,6 +63,10 @@ pub struct ServerConfig {
     pub consumer: String,
     /// How outages are confirmed (`None`: [`NoPinger`]).
     pub pinger: Option<Arc<dyn Pinger>>,
+    /// The Ed25519 key commands are signed with; required when [`ServerConfig::bus`] is set.
+    pub signing_key: Option<SigningKeySource>,
+    /// Retries, deadlines and limits of the command engine.
+    pub commands: ami_commands::EngineConfig,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -71,6 +78,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("tokens", &self.tokens)
             .field("outage", &self.outage)
             .field("bus", &self.bus.is_some())
+            .field("signing_key", &self.signing_key)
             .finish_non_exhaustive()
     }
 }
@@ -109,13 +117,16 @@ impl ServerConfig {
             bus: None,
             consumer: "ami-hes".into(),
             pinger: None,
+            signing_key: None,
+            commands: ami_commands::EngineConfig::default(),
         }
     }
 
     /// From the environment: `AMI_HES_LISTEN` (default [`DEFAULT_LISTEN`]),
     /// `AMI_HES_DATABASE_URL` (default `sqlite:ami-hes.db`), `AMI_HES_MASTER_KEY` or
-    /// `AMI_HES_MASTER_KEY_FILE`, `AMI_HES_TOKENS` or `AMI_HES_TOKENS_FILE`. A bad value is an
-    /// error naming the variable.
+    /// `AMI_HES_MASTER_KEY_FILE`, `AMI_HES_TOKENS` or `AMI_HES_TOKENS_FILE`, and (for
+    /// commands) `AMI_HES_SIGNING_KEY` or `AMI_HES_SIGNING_KEY_FILE`. A bad value is an error
+    /// naming the variable. The bus is the caller's to set.
     pub fn from_env() -> Result<Self> {
         let listen = std::env::var("AMI_HES_LISTEN").unwrap_or_else(|_| DEFAULT_LISTEN.into());
         let listen = listen
@@ -123,12 +134,14 @@ impl ServerConfig {
             .map_err(|_| HesError::Config(format!("AMI_HES_LISTEN {listen:?}: not host:port")))?;
         let db =
             std::env::var("AMI_HES_DATABASE_URL").unwrap_or_else(|_| "sqlite:ami-hes.db".into());
-        Ok(Self::new(
+        let mut config = Self::new(
             listen,
             &db,
             MasterKeySource::from_env()?,
             TokenSource::from_env()?,
-        ))
+        );
+        config.signing_key = SigningKeySource::from_env();
+        Ok(config)
     }
 }
 
@@ -141,6 +154,8 @@ pub struct Hes {
     pub vault: Arc<KeyVault<AnyStore>>,
     /// The event hub (and through it the outage detector).
     pub events: Arc<EventHub<AnyStore>>,
+    /// The command engine (with a bus only).
+    pub commands: Option<Arc<Commands>>,
 }
 
 impl std::fmt::Debug for Hes {
@@ -179,6 +194,29 @@ pub async fn bind(config: ServerConfig) -> Result<Bound> {
         config.outage.clone(),
     ));
     let events = Arc::new(EventHub::new(store.clone(), outages));
+    let commands = match &config.bus {
+        None => None,
+        Some(bus) => {
+            let source = config.signing_key.as_ref().ok_or_else(|| {
+                HesError::Config(
+                    "commands need a signing key: set AMI_HES_SIGNING_KEY (Ed25519 seed, 64 hex digits) or AMI_HES_SIGNING_KEY_FILE".into(),
+                )
+            })?;
+            let commands = Commands::open(
+                &config.database_url,
+                config.max_connections,
+                bus.clone(),
+                source.load()?,
+                config.commands.clone(),
+            )
+            .await?;
+            tracing::info!(
+                verifying_key = %hex::encode(commands.verifying_key().to_bytes()),
+                "commands on: adapters must trust this verifying key"
+            );
+            Some(Arc::new(commands))
+        }
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| HesError::Transport(format!("bind {}: {e}", config.listen)))?;
@@ -188,6 +226,7 @@ pub async fn bind(config: ServerConfig) -> Result<Bound> {
             store,
             vault,
             events,
+            commands,
         }),
         auth,
         listener,
@@ -264,6 +303,15 @@ impl Bound {
             }));
         }
 
+        if let Some(commands) = hes.commands.clone() {
+            let stop = stop_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = commands.run(stop).await {
+                    tracing::error!(error = %e, "command engine stopped");
+                }
+            }));
+        }
+
         let (health, health_service) = tonic_health::server::health_reporter();
         health
             .set_serving::<v1::registry_service_server::RegistryServiceServer<Api>>()
@@ -277,6 +325,15 @@ impl Bound {
         health
             .set_serving::<v1::outage_service_server::OutageServiceServer<Api>>()
             .await;
+        if hes.commands.is_some() {
+            health
+                .set_serving::<v1::command_service_server::CommandServiceServer<Api>>()
+                .await;
+        } else {
+            health
+                .set_not_serving::<v1::command_service_server::CommandServiceServer<Api>>()
+                .await;
+        }
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -298,7 +355,10 @@ impl Bound {
             .add_service(v1::event_service_server::EventServiceServer::new(
                 api.clone(),
             ))
-            .add_service(v1::outage_service_server::OutageServiceServer::new(api))
+            .add_service(v1::outage_service_server::OutageServiceServer::new(
+                api.clone(),
+            ))
+            .add_service(v1::command_service_server::CommandServiceServer::new(api))
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async move {
                 let _ = stopping.wait_for(|s| *s).await;
             });
@@ -321,16 +381,16 @@ impl Bound {
     }
 }
 
-/// The four services over the running parts.
+/// The five services over the running parts.
 #[derive(Clone)]
 pub struct Api {
-    hes: Arc<Hes>,
+    pub(crate) hes: Arc<Hes>,
     stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Api {
     /// `stream`, ended when the server begins to shut down.
-    fn until_stop<T: Send + 'static>(
+    pub(crate) fn until_stop<T: Send + 'static>(
         &self,
         stream: impl Stream<Item = std::result::Result<T, Status>> + Send + 'static,
     ) -> StreamOf<T> {
@@ -353,7 +413,7 @@ fn opt(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-type StreamOf<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + Send>>;
+pub(crate) type StreamOf<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl v1::registry_service_server::RegistryService for Api {
