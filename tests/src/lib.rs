@@ -114,6 +114,8 @@ pub fn host_with(trusted: &[&SigningKey], keys: Arc<dyn KeyStore>, config: HostC
 /// The Python of the test tools' virtualenv (`cargo xtask setup` makes it: grpcio and
 /// grpcio-reflection, for clients of the gRPC APIs that no one here wrote).
 pub fn test_python() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     home.join(".cache/ami-test-venv/bin/python")
 }

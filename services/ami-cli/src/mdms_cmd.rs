@@ -54,7 +54,9 @@ pub struct MdmsArgs {
 fn auth(args: &MdmsArgs) -> Result<Auth> {
     let text = match (&args.tokens, &args.tokens_file) {
         (Some(t), _) => Some(t.clone()),
-        (None, Some(f)) => Some(std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?),
+        (None, Some(f)) => {
+            Some(std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?)
+        }
         (None, None) => None,
     };
     match (text, args.insecure_open) {
@@ -71,14 +73,17 @@ fn auth(args: &MdmsArgs) -> Result<Auth> {
 pub fn run(args: MdmsArgs, paths: &PathArgs) -> Result<ExitCode> {
     let auth = auth(&args)?;
     let rules = match &args.rules {
-        Some(p) => RuleSets::parse(&std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)?,
+        Some(p) => RuleSets::parse(
+            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        )?,
         None => RuleSets::standard(),
     };
     let store_url = match &args.store {
         Some(s) => s.clone(),
         None => {
             let home = ami_home();
-            std::fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
+            std::fs::create_dir_all(&home)
+                .with_context(|| format!("creating {}", home.display()))?;
             format!("sqlite:{}", home.join("mdms.db").display())
         }
     };

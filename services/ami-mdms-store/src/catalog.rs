@@ -178,8 +178,7 @@ pub trait Catalog: Send + Sync {
     fn upsert_meters(&self, meters: &[MeterInfo]) -> impl Future<Output = Result<u64>> + Send;
 
     /// Records meters seen in readings (class `default`, no groups) unless already known.
-    fn touch_meters(&self, ids: &[String], now_ms: i64)
-    -> impl Future<Output = Result<()>> + Send;
+    fn touch_meters(&self, ids: &[String], now_ms: i64) -> impl Future<Output = Result<()>> + Send;
 
     /// Every known meter, by id.
     fn meters(&self) -> impl Future<Output = Result<Vec<MeterInfo>>> + Send;
@@ -261,8 +260,7 @@ fn check_text(what: &'static str, value: &str) -> Result<()> {
 }
 
 const METER_COLS: &str = "id, class, feeder, transformer, customer_class";
-const EXCEPTION_COLS: &str =
-    "id, meter, register, ts, rule, reason, status, resolution, resolved_by, raised_at, resolved_at";
+const EXCEPTION_COLS: &str = "id, meter, register, ts, rule, reason, status, resolution, resolved_by, raised_at, resolved_at";
 const EDIT_COLS: &str = "id, meter, register, ts, mantissa, exponent, unit, reason, status, proposed_by, proposed_at, reviewed_by, reviewed_at, review_note, version";
 
 /// Runs the same code against whichever pool the store has: `$pool` is bound to a
@@ -391,7 +389,8 @@ struct Sql<'a>(Pools<'a>);
 
 impl Sql<'_> {
     async fn upsert_meters(&self, meters: &[MeterInfo], now_ms: i64) -> Result<u64> {
-        let sql = "INSERT INTO mdms_meter (id, class, feeder, transformer, customer_class, first_seen)
+        let sql =
+            "INSERT INTO mdms_meter (id, class, feeder, transformer, customer_class, first_seen)
             VALUES ($1, $2, $3, $4, $5, $6)
             ON CONFLICT (id) DO UPDATE SET class = excluded.class, feeder = excluded.feeder,
                 transformer = excluded.transformer, customer_class = excluded.customer_class";
@@ -418,7 +417,8 @@ impl Sql<'_> {
     }
 
     async fn touch_meters(&self, ids: &[String], now_ms: i64) -> Result<()> {
-        let sql = "INSERT INTO mdms_meter (id, first_seen) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING";
+        let sql =
+            "INSERT INTO mdms_meter (id, first_seen) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING";
         on_pool!(&self.0, |pool| {
             let mut tx = pool.begin().await?;
             for id in ids {
@@ -454,7 +454,10 @@ impl Sql<'_> {
             kind.column()
         );
         on_pool!(&self.0, |pool| {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(group).fetch_all(pool).await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(group)
+                .fetch_all(pool)
+                .await?;
             rows.iter()
                 .map(|r| r.try_get::<String, _>(0).map_err(StoreError::from))
                 .collect()

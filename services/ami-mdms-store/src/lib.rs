@@ -38,7 +38,8 @@ use ami_domain::Obis;
 
 pub use any::AnyStore;
 pub use catalog::{
-    Catalog, Edit, EditStatus, GroupKind, MeterInfo, NewEdit, NewException, Resolution, VeeException,
+    Catalog, Edit, EditStatus, GroupKind, MeterInfo, NewEdit, NewException, Resolution,
+    VeeException,
 };
 pub use error::{InvalidInput, Result, StoreError};
 pub use model::{

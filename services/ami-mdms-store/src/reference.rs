@@ -16,7 +16,12 @@ use crate::postgres::{COPY_COLUMNS, copy_binary};
 
 /// Times a binary `COPY` of `rows` in chunks of `batch` into a new table `table` of the
 /// database at `url` (which must not have it), and checks every row arrived.
-pub async fn pg_copy(url: &str, table: &str, rows: &[IntervalReading], batch: usize) -> Result<Duration> {
+pub async fn pg_copy(
+    url: &str,
+    table: &str,
+    rows: &[IntervalReading],
+    batch: usize,
+) -> Result<Duration> {
     let mut c = sqlx::PgConnection::connect(url).await?;
     c.execute(sqlx::AssertSqlSafe(format!(
         "CREATE TABLE {table} (meter text NOT NULL, register bigint NOT NULL,
@@ -28,7 +33,9 @@ pub async fn pg_copy(url: &str, table: &str, rows: &[IntervalReading], batch: us
     let statement = format!("COPY {table} {COPY_COLUMNS} FROM STDIN (FORMAT binary)");
     let started = Instant::now();
     for chunk in rows.chunks(batch.max(1)) {
-        let mut copy = c.copy_in_raw(sqlx::AssertSqlSafe(statement.as_str())).await?;
+        let mut copy = c
+            .copy_in_raw(sqlx::AssertSqlSafe(statement.as_str()))
+            .await?;
         copy.send(copy_binary(chunk)).await?;
         copy.finish().await?;
     }
@@ -38,14 +45,21 @@ pub async fn pg_copy(url: &str, table: &str, rows: &[IntervalReading], batch: us
         .await?;
     c.close().await?;
     if usize::try_from(n).ok() != Some(rows.len()) {
-        return Err(StoreError::Corrupt(format!("raw copy stored {n} of {} rows", rows.len())));
+        return Err(StoreError::Corrupt(format!(
+            "raw copy stored {n} of {} rows",
+            rows.len()
+        )));
     }
     Ok(took)
 }
 
 /// Times `INSERT`s of `rows` (500 rows per statement, `per_tx` rows per transaction) into a
 /// new plain table in a new SQLite file at `path`, WAL mode as the store uses it.
-pub async fn sqlite_insert(path: &Path, rows: &[IntervalReading], per_tx: usize) -> Result<Duration> {
+pub async fn sqlite_insert(
+    path: &Path,
+    rows: &[IntervalReading],
+    per_tx: usize,
+) -> Result<Duration> {
     let options = SqliteConnectOptions::from_str("sqlite:")?
         .filename(path)
         .create_if_missing(true)
@@ -62,7 +76,11 @@ pub async fn sqlite_insert(path: &Path, rows: &[IntervalReading], per_tx: usize)
     let full = {
         let mut sql = String::from("INSERT INTO raw_insert VALUES ");
         for i in 0..PER_STMT {
-            sql.push_str(if i == 0 { "(?,?,?,?,?,?,?)" } else { ",(?,?,?,?,?,?,?)" });
+            sql.push_str(if i == 0 {
+                "(?,?,?,?,?,?,?)"
+            } else {
+                ",(?,?,?,?,?,?,?)"
+            });
         }
         sql
     };
@@ -75,7 +93,11 @@ pub async fn sqlite_insert(path: &Path, rows: &[IntervalReading], per_tx: usize)
             } else {
                 let mut s = String::from("INSERT INTO raw_insert VALUES ");
                 for i in 0..stmt_rows.len() {
-                    s.push_str(if i == 0 { "(?,?,?,?,?,?,?)" } else { ",(?,?,?,?,?,?,?)" });
+                    s.push_str(if i == 0 {
+                        "(?,?,?,?,?,?,?)"
+                    } else {
+                        ",(?,?,?,?,?,?,?)"
+                    });
                 }
                 s
             };

@@ -13,9 +13,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ami_domain::time::unix_ms;
 use ami_domain::{Obis, Quality, Quantity, Reading, Unit};
 use ami_mdms_store::{
-    Catalog, EditStatus, GroupKind, MeterInfo, NewEdit, NewException, Resolution,
-    CONFLICTING_REREAD, INGEST_ACTOR, IngestReport, IntervalReading, InvalidInput, MeterDataStore,
-    NewVersion, PgStore, Source, Span, SqliteStore, StoreError, View,
+    CONFLICTING_REREAD, Catalog, EditStatus, GroupKind, INGEST_ACTOR, IngestReport,
+    IntervalReading, InvalidInput, MeterDataStore, MeterInfo, NewEdit, NewException, NewVersion,
+    PgStore, Resolution, Source, Span, SqliteStore, StoreError, View,
 };
 use sqlx::{Connection, Executor};
 
@@ -770,7 +770,9 @@ fn meter_info(id: &str, class: &str, feeder: &str, transformer: &str) -> MeterIn
 }
 
 async fn catalog_meters_and_groups<S: MeterDataStore + Catalog>(s: Arc<S>) {
-    s.touch_meters(&["m-seen".into(), "m-1".into()], 5).await.unwrap();
+    s.touch_meters(&["m-seen".into(), "m-1".into()], 5)
+        .await
+        .unwrap();
     let written = s
         .upsert_meters(&[
             meter_info("m-1", "commercial", "f-1", "t-1"),
@@ -791,7 +793,9 @@ async fn catalog_meters_and_groups<S: MeterDataStore + Catalog>(s: Arc<S>) {
         ["m-1", "m-2"]
     );
     assert_eq!(
-        s.meters_in_group(GroupKind::Transformer, "t-2").await.unwrap(),
+        s.meters_in_group(GroupKind::Transformer, "t-2")
+            .await
+            .unwrap(),
         ["m-2"]
     );
     assert!(s.meter("nope").await.unwrap().is_none());
@@ -809,32 +813,54 @@ async fn catalog_exceptions_open_and_resolved<S: MeterDataStore + Catalog>(s: Ar
         reason: format!("{rule} fired"),
     };
     let new = s
-        .raise_exceptions(&[found(t0 + QUARTER, "spike"), found(t0 + 2 * QUARTER, "zero")], 10)
+        .raise_exceptions(
+            &[
+                found(t0 + QUARTER, "spike"),
+                found(t0 + 2 * QUARTER, "zero"),
+            ],
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(new, 2);
     // The same finding again is not a second exception.
-    assert_eq!(s.raise_exceptions(&[found(t0 + QUARTER, "spike")], 11).await.unwrap(), 0);
+    assert_eq!(
+        s.raise_exceptions(&[found(t0 + QUARTER, "spike")], 11)
+            .await
+            .unwrap(),
+        0
+    );
     let open = s.exceptions(Some("m-1"), false).await.unwrap();
     assert_eq!(open.len(), 2);
     assert_eq!(open[0].register, ENERGY);
     assert_eq!(open[0].reason, "spike fired");
     assert_eq!(
-        s.open_exception_times("m-1", ENERGY, t0, t0 + 4 * QUARTER).await.unwrap(),
+        s.open_exception_times("m-1", ENERGY, t0, t0 + 4 * QUARTER)
+            .await
+            .unwrap(),
         [t0 + QUARTER, t0 + 2 * QUARTER]
     );
-    let by = Resolution { text: "meter replaced".into(), by: "alice".into(), at_ms: 20 };
+    let by = Resolution {
+        text: "meter replaced".into(),
+        by: "alice".into(),
+        at_ms: 20,
+    };
     let closed = s.resolve_exception(open[0].id, by.clone()).await.unwrap();
     assert_eq!(closed.resolved, Some(by.clone()));
     assert!(matches!(
         s.resolve_exception(open[0].id, by.clone()).await,
         Err(StoreError::Conflict(_))
     ));
-    assert!(matches!(s.resolve_exception(9999, by).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        s.resolve_exception(9999, by).await,
+        Err(StoreError::NotFound(_))
+    ));
     assert_eq!(s.exceptions(None, false).await.unwrap().len(), 1);
     assert_eq!(s.exceptions(None, true).await.unwrap().len(), 2);
     assert_eq!(
-        s.open_exception_times("m-1", ENERGY, t0, t0 + 4 * QUARTER).await.unwrap(),
+        s.open_exception_times("m-1", ENERGY, t0, t0 + 4 * QUARTER)
+            .await
+            .unwrap(),
         [t0 + 2 * QUARTER]
     );
 }
@@ -859,7 +885,11 @@ async fn catalog_edit_review_once<S: MeterDataStore + Catalog>(s: Arc<S>) {
     assert_eq!(proposed.status, EditStatus::Pending);
     assert_eq!(proposed.edit.value, Quantity::new(-12345, -3));
     assert_eq!(s.edits(false).await.unwrap().len(), 1);
-    let review = Resolution { text: "ok".into(), by: "carol".into(), at_ms: 40 };
+    let review = Resolution {
+        text: "ok".into(),
+        by: "carol".into(),
+        at_ms: 40,
+    };
     let approved = s
         .close_edit(proposed.id, EditStatus::Approved, review.clone(), Some(2))
         .await
@@ -868,7 +898,8 @@ async fn catalog_edit_review_once<S: MeterDataStore + Catalog>(s: Arc<S>) {
     assert_eq!(approved.version, Some(2));
     assert_eq!(approved.review, Some(review.clone()));
     assert!(matches!(
-        s.close_edit(proposed.id, EditStatus::Rejected, review, None).await,
+        s.close_edit(proposed.id, EditStatus::Rejected, review, None)
+            .await,
         Err(StoreError::Conflict(_))
     ));
     assert!(s.edits(false).await.unwrap().is_empty());

@@ -40,7 +40,11 @@ fn add_series(
     let mut last_bucket = None;
     for r in rows {
         let end = r.ts_ms.div_euclid(bucket_ms) * bucket_ms
-            + if r.ts_ms.rem_euclid(bucket_ms) == 0 { 0 } else { bucket_ms };
+            + if r.ts_ms.rem_euclid(bucket_ms) == 0 {
+                0
+            } else {
+                bucket_ms
+            };
         let entry = buckets.entry(end).or_insert((0, r.value.scale, 0));
         // Keep the finest scale of the bucket; rescale the running sum when a finer one comes.
         if r.value.scale < entry.1 {
@@ -78,7 +82,9 @@ impl Mdms {
         bucket_s: u32,
     ) -> Result<Aggregate> {
         if bucket_s == 0 {
-            return Err(MdmsError::InvalidRequest("the bucket length must be above zero".into()));
+            return Err(MdmsError::InvalidRequest(
+                "the bucket length must be above zero".into(),
+            ));
         }
         let meters = self.group(kind, group).await?;
         let mut buckets = BTreeMap::new();
@@ -103,8 +109,9 @@ impl Mdms {
         let points = buckets
             .into_iter()
             .map(|(ts_ms, (sum, scale, meters))| {
-                let mantissa = i64::try_from(sum)
-                    .map_err(|_| MdmsError::InvalidRequest(format!("the sum at {ts_ms} overflows")))?;
+                let mantissa = i64::try_from(sum).map_err(|_| {
+                    MdmsError::InvalidRequest(format!("the sum at {ts_ms} overflows"))
+                })?;
                 Ok(LoadPoint {
                     ts_ms,
                     value: Quantity::new(mantissa, scale),
@@ -148,7 +155,18 @@ mod tests {
         let q = 900_000;
         let mut b = BTreeMap::new();
         // Meter 1: four quarter-hours ending 00:15..01:00 in the first hour, one in the next.
-        add_series(&mut b, &[row(q, 1, 0), row(2 * q, 2, 0), row(3 * q, 3, 0), row(4 * q, 4, 0), row(5 * q, 5, 0)], 3_600_000).unwrap();
+        add_series(
+            &mut b,
+            &[
+                row(q, 1, 0),
+                row(2 * q, 2, 0),
+                row(3 * q, 3, 0),
+                row(4 * q, 4, 0),
+                row(5 * q, 5, 0),
+            ],
+            3_600_000,
+        )
+        .unwrap();
         // Meter 2, at a finer scale.
         add_series(&mut b, &[row(4 * q, 15, -1)], 3_600_000).unwrap();
         let v: Vec<_> = b.into_iter().collect();

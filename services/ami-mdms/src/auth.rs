@@ -59,8 +59,7 @@ impl Principal {
     /// Fails with [`MdmsError::PermissionDenied`] unless the principal holds `role`
     /// (`operator` and `approver` also hold `reader`).
     pub fn require(&self, role: Role) -> Result<()> {
-        let held = self.roles.contains(&role)
-            || (role == Role::Reader && !self.roles.is_empty());
+        let held = self.roles.contains(&role) || (role == Role::Reader && !self.roles.is_empty());
         if held {
             Ok(())
         } else {
@@ -91,12 +90,15 @@ impl Auth {
             .map(str::trim)
             .filter(|e| !e.is_empty() && !e.starts_with('#'))
         {
-            let (token, rest) = entry
-                .split_once('=')
-                .ok_or_else(|| MdmsError::Config("token entry without '=' (token=name:roles)".into()))?;
-            let (name, roles) = rest
-                .split_once(':')
-                .ok_or_else(|| MdmsError::Config(format!("token entry for {:?} without ':' (name:roles)", rest.trim())))?;
+            let (token, rest) = entry.split_once('=').ok_or_else(|| {
+                MdmsError::Config("token entry without '=' (token=name:roles)".into())
+            })?;
+            let (name, roles) = rest.split_once(':').ok_or_else(|| {
+                MdmsError::Config(format!(
+                    "token entry for {:?} without ':' (name:roles)",
+                    rest.trim()
+                ))
+            })?;
             let token = token.trim();
             let name = name.trim();
             if token.len() < 16 {
@@ -138,9 +140,9 @@ impl Auth {
                     .ok_or_else(|| MdmsError::Unauthenticated("no authorization metadata".into()))?
                     .to_str()
                     .map_err(|_| MdmsError::Unauthenticated("authorization is not text".into()))?;
-                let token = value
-                    .strip_prefix("Bearer ")
-                    .ok_or_else(|| MdmsError::Unauthenticated("authorization is not a bearer token".into()))?;
+                let token = value.strip_prefix("Bearer ").ok_or_else(|| {
+                    MdmsError::Unauthenticated("authorization is not a bearer token".into())
+                })?;
                 map.get(token.trim())
                     .cloned()
                     .ok_or_else(|| MdmsError::Unauthenticated("unknown token".into()))
@@ -167,14 +169,22 @@ mod tests {
             "alice-token-0123456789=alice:operator; bob-token-0123456789=bob:approver\n# comment\n",
         )
         .unwrap();
-        let alice = auth.principal(&meta(Some("Bearer alice-token-0123456789"))).unwrap();
+        let alice = auth
+            .principal(&meta(Some("Bearer alice-token-0123456789")))
+            .unwrap();
         assert_eq!(alice.name, "alice");
         alice.require(Role::Operator).unwrap();
         alice.require(Role::Reader).unwrap();
-        assert!(matches!(alice.require(Role::Approver), Err(MdmsError::PermissionDenied(_))));
+        assert!(matches!(
+            alice.require(Role::Approver),
+            Err(MdmsError::PermissionDenied(_))
+        ));
         for bad in [None, Some("Bearer nope-nope-nope-nope"), Some("Basic x")] {
             assert!(
-                matches!(auth.principal(&meta(bad)), Err(MdmsError::Unauthenticated(_))),
+                matches!(
+                    auth.principal(&meta(bad)),
+                    Err(MdmsError::Unauthenticated(_))
+                ),
                 "{bad:?}"
             );
         }

@@ -122,7 +122,12 @@ impl Mdms {
         let plugin = self
             .host()
             .plugin_for_rule(PluginKind::Tariff, &req.tariff)
-            .ok_or_else(|| MdmsError::NotFound(format!("no installed tariff component serves {}", req.tariff)))?;
+            .ok_or_else(|| {
+                MdmsError::NotFound(format!(
+                    "no installed tariff component serves {}",
+                    req.tariff
+                ))
+            })?;
         let name = format!("{}@{}", plugin.manifest().name, plugin.manifest().version);
         // Interval ends in (start, end]: the interval ending at `end` is the period's last.
         let span = Span::new(req.start_ms, req.end_ms);
@@ -135,7 +140,9 @@ impl Mdms {
         let mut usage = Vec::new();
         let mut unvalidated = Vec::new();
         for register in registers {
-            let rows = store.readings(&req.meter, register, span, View::Latest).await?;
+            let rows = store
+                .readings(&req.meter, register, span, View::Latest)
+                .await?;
             if rows.is_empty() && !explicit && register == EXPORT {
                 continue;
             }
@@ -192,18 +199,20 @@ impl Mdms {
         let tariff = req.tariff.clone();
         let (start, end) = (req.start_ms, req.end_ms);
         let plugin = Arc::clone(&plugin);
-        let bill = tokio::task::spawn_blocking(move || plugin.compute(&tariff, &params, &calendar, start, end, &usage))
-            .await
-            .map_err(|e| MdmsError::Server(format!("tariff task: {e}")))??
-            .map_err(|e| match e {
-                tw::TariffError::MissingData(s) => {
-                    MdmsError::FailedPrecondition(format!("missing data for the period: {s}"))
-                }
-                tw::TariffError::BadParameter(s) => MdmsError::PluginRefused {
-                    plugin: name.clone(),
-                    reason: format!("bad parameter: {s}"),
-                },
-            })?;
+        let bill = tokio::task::spawn_blocking(move || {
+            plugin.compute(&tariff, &params, &calendar, start, end, &usage)
+        })
+        .await
+        .map_err(|e| MdmsError::Server(format!("tariff task: {e}")))??
+        .map_err(|e| match e {
+            tw::TariffError::MissingData(s) => {
+                MdmsError::FailedPrecondition(format!("missing data for the period: {s}"))
+            }
+            tw::TariffError::BadParameter(s) => MdmsError::PluginRefused {
+                plugin: name.clone(),
+                reason: format!("bad parameter: {s}"),
+            },
+        })?;
         Ok(Bill {
             determinants: bill
                 .determinants

@@ -119,10 +119,17 @@ impl ReadingsConsumer {
         for (i, d) in deliveries.iter().enumerate() {
             match parse(&d.message) {
                 Ok(rows) => parsed.push((i, rows)),
-                Err(reason) => dead.push(dead_letter(&topology, &d.message, DeadKind::Envelope, &reason, None)),
+                Err(reason) => dead.push(dead_letter(
+                    &topology,
+                    &d.message,
+                    DeadKind::Envelope,
+                    &reason,
+                    None,
+                )),
             }
         }
-        let rows: Vec<IntervalReading> = parsed.iter().flat_map(|(_, r)| r.iter().cloned()).collect();
+        let rows: Vec<IntervalReading> =
+            parsed.iter().flat_map(|(_, r)| r.iter().cloned()).collect();
         let started = Instant::now();
         match self.store.ingest(&rows).await {
             Ok(report) => self.count(&report, rows.len()),
@@ -145,12 +152,15 @@ impl ReadingsConsumer {
             Err(e) => return Err(e.into()),
         }
         self.touch_meters(&rows).await?;
-        self.stats
-            .store_ns
-            .fetch_add(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.stats.store_ns.fetch_add(
+            u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         if !dead.is_empty() {
-            self.stats.dead.fetch_add(dead.len() as u64, Ordering::Relaxed);
+            self.stats
+                .dead
+                .fetch_add(dead.len() as u64, Ordering::Relaxed);
             self.bus.publish_batch(dead).await?;
         }
         let n = deliveries.len() as u64;
@@ -162,10 +172,18 @@ impl ReadingsConsumer {
     }
 
     fn count(&self, report: &ami_mdms_store::IngestReport, rows: usize) {
-        self.stats.readings.fetch_add(rows as u64, Ordering::Relaxed);
-        self.stats.inserted.fetch_add(report.inserted as u64, Ordering::Relaxed);
-        self.stats.duplicates.fetch_add(report.duplicates as u64, Ordering::Relaxed);
-        self.stats.conflicts.fetch_add(report.conflicts as u64, Ordering::Relaxed);
+        self.stats
+            .readings
+            .fetch_add(rows as u64, Ordering::Relaxed);
+        self.stats
+            .inserted
+            .fetch_add(report.inserted as u64, Ordering::Relaxed);
+        self.stats
+            .duplicates
+            .fetch_add(report.duplicates as u64, Ordering::Relaxed);
+        self.stats
+            .conflicts
+            .fetch_add(report.conflicts as u64, Ordering::Relaxed);
     }
 
     /// Records meters seen for the first time in the catalog.
@@ -184,7 +202,9 @@ impl ReadingsConsumer {
         if new.is_empty() {
             return Ok(());
         }
-        self.store.touch_meters(&new, crate::service::now_ms()).await?;
+        self.store
+            .touch_meters(&new, crate::service::now_ms())
+            .await?;
         self.seen.lock().await.extend(new);
         Ok(())
     }
@@ -192,7 +212,8 @@ impl ReadingsConsumer {
 
 /// The interval readings of one readings message, or why it is unusable.
 fn parse(msg: &Message) -> Result<Vec<IntervalReading>, String> {
-    let m = ReadingsMessage::from_message(msg).map_err(|e| format!("not a readings message: {e}"))?;
+    let m =
+        ReadingsMessage::from_message(msg).map_err(|e| format!("not a readings message: {e}"))?;
     m.readings
         .iter()
         .map(|w| {

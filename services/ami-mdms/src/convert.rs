@@ -14,7 +14,9 @@ use crate::service::ReadView;
 pub fn ts_ms(field: &'static str, t: Option<&Timestamp>) -> Result<i64> {
     let t = t.ok_or_else(|| MdmsError::InvalidRequest(format!("{field} is required")))?;
     if !(0..1_000_000_000).contains(&t.nanos) {
-        return Err(MdmsError::InvalidRequest(format!("{field} has nanos out of range")));
+        return Err(MdmsError::InvalidRequest(format!(
+            "{field} has nanos out of range"
+        )));
     }
     t.seconds
         .checked_mul(1000)
@@ -43,7 +45,9 @@ pub fn decimal(field: &'static str, d: Option<&proto::Decimal>) -> Result<Quanti
     let scale = i8::try_from(d.scale)
         .ok()
         .filter(|s| (-18..=18).contains(s))
-        .ok_or_else(|| MdmsError::InvalidRequest(format!("{field} has scale {} outside -18..=18", d.scale)))?;
+        .ok_or_else(|| {
+            MdmsError::InvalidRequest(format!("{field} has scale {} outside -18..=18", d.scale))
+        })?;
     Ok(Quantity::new(d.mantissa, scale))
 }
 
@@ -62,7 +66,11 @@ pub fn unit(text: &str) -> Result<Unit> {
         .iter()
         .copied()
         .find(|u| u.symbol() == text.trim())
-        .ok_or_else(|| MdmsError::InvalidRequest(format!("unit {text:?} is not a base unit symbol (Wh, W, m3, ...)")))
+        .ok_or_else(|| {
+            MdmsError::InvalidRequest(format!(
+                "unit {text:?} is not a base unit symbol (Wh, W, m3, ...)"
+            ))
+        })
 }
 
 /// The read view of a request (unspecified means latest).
@@ -81,7 +89,9 @@ pub fn group_kind(v: i32) -> Result<GroupKind> {
         Ok(proto::GroupKind::Feeder) => Ok(GroupKind::Feeder),
         Ok(proto::GroupKind::Transformer) => Ok(GroupKind::Transformer),
         Ok(proto::GroupKind::CustomerClass) => Ok(GroupKind::CustomerClass),
-        _ => Err(MdmsError::InvalidRequest(format!("group kind {v} is not feeder, transformer or customer class"))),
+        _ => Err(MdmsError::InvalidRequest(format!(
+            "group kind {v} is not feeder, transformer or customer class"
+        ))),
     }
 }
 
@@ -123,11 +133,28 @@ mod tests {
         }
         let e = ts_ms("from", None).unwrap_err().to_string();
         assert!(e.contains("from"), "{e}");
-        let bad = Timestamp { seconds: i64::MAX, nanos: 0 };
+        let bad = Timestamp {
+            seconds: i64::MAX,
+            nanos: 0,
+        };
         assert!(ts_ms("t", Some(&bad)).is_err());
         assert!(obis("register", "1-0:1.8.0*255").is_ok());
-        assert!(obis("register", "1.8.0.x").unwrap_err().to_string().contains("register"));
-        assert!(decimal("value", Some(&proto::Decimal { mantissa: 1, scale: 40 })).is_err());
+        assert!(
+            obis("register", "1.8.0.x")
+                .unwrap_err()
+                .to_string()
+                .contains("register")
+        );
+        assert!(
+            decimal(
+                "value",
+                Some(&proto::Decimal {
+                    mantissa: 1,
+                    scale: 40
+                })
+            )
+            .is_err()
+        );
         assert_eq!(unit("Wh").unwrap(), Unit::WattHour);
         assert!(unit("kWh").is_err());
         assert!(view(99).is_err());

@@ -80,15 +80,27 @@ mod tests {
     fn errors_map_to_the_codes_clients_expect() {
         let cases = [
             (MdmsError::InvalidRequest("x".into()), Code::InvalidArgument),
-            (MdmsError::Unauthenticated("x".into()), Code::Unauthenticated),
-            (MdmsError::PermissionDenied("x".into()), Code::PermissionDenied),
+            (
+                MdmsError::Unauthenticated("x".into()),
+                Code::Unauthenticated,
+            ),
+            (
+                MdmsError::PermissionDenied("x".into()),
+                Code::PermissionDenied,
+            ),
             (MdmsError::NotFound("x".into()), Code::NotFound),
-            (MdmsError::FailedPrecondition("x".into()), Code::FailedPrecondition),
+            (
+                MdmsError::FailedPrecondition("x".into()),
+                Code::FailedPrecondition,
+            ),
             (
                 MdmsError::Store(StoreError::Conflict("x".into())),
                 Code::FailedPrecondition,
             ),
-            (MdmsError::Store(StoreError::NotFound("x".into())), Code::NotFound),
+            (
+                MdmsError::Store(StoreError::NotFound("x".into())),
+                Code::NotFound,
+            ),
             (
                 MdmsError::Store(StoreError::UnsupportedUrl("x".into())),
                 Code::Unavailable,

@@ -11,8 +11,7 @@ use ami_mdms_store::{Source, StoredReading};
 use crate::error::{MdmsError, Result};
 
 /// The CSV header line.
-pub const CSV_HEADER: &str =
-    "meter,register,interval_end,value,unit,quality,version,source,actor,recorded_at,reason,method\n";
+pub const CSV_HEADER: &str = "meter,register,interval_end,value,unit,quality,version,source,actor,recorded_at,reason,method\n";
 
 fn csv_field(out: &mut String, text: &str) {
     if text.contains([',', '"', '\n', '\r']) {
@@ -103,7 +102,12 @@ pub const ESPI_CLOSE: &str = "</feed>\n";
 /// IntervalBlock holding every interval. Values are written at one power of ten (the
 /// series' finest), as ESPI keeps the multiplier in the ReadingType; `interval_s` is each
 /// interval's length (its start is its end minus that).
-pub fn espi_entries(meter: &str, register: Obis, interval_s: u32, rows: &[StoredReading]) -> Result<String> {
+pub fn espi_entries(
+    meter: &str,
+    register: Obis,
+    interval_s: u32,
+    rows: &[StoredReading],
+) -> Result<String> {
     let unit = rows.first().map(|r| r.unit).unwrap_or(Unit::WattHour);
     if let Some(r) = rows.iter().find(|r| r.unit != unit) {
         return Err(MdmsError::InvalidRequest(format!(
@@ -130,7 +134,10 @@ pub fn espi_entries(meter: &str, register: Obis, interval_s: u32, rows: &[Stored
         out,
         "  <entry>\n    <id>urn:ami:meterreading:{id}</id>\n    <content><espi:MeterReading/></content>\n  </entry>\n"
     );
-    let start = rows.first().map(|r| r.ts_ms / 1000 - i64::from(interval_s)).unwrap_or(0);
+    let start = rows
+        .first()
+        .map(|r| r.ts_ms / 1000 - i64::from(interval_s))
+        .unwrap_or(0);
     let end = rows.last().map(|r| r.ts_ms / 1000).unwrap_or(0);
     let _ = write!(
         out,
@@ -153,7 +160,9 @@ pub fn espi_entries(meter: &str, register: Obis, interval_s: u32, rows: &[Stored
                 Source::Edited => 7,
                 Source::Received => 17,
             };
-            format!("<espi:ReadingQuality><espi:quality>{code}</espi:quality></espi:ReadingQuality>")
+            format!(
+                "<espi:ReadingQuality><espi:quality>{code}</espi:quality></espi:ReadingQuality>"
+            )
         };
         let _ = writeln!(
             out,
@@ -165,7 +174,6 @@ pub fn espi_entries(meter: &str, register: Obis, interval_s: u32, rows: &[Stored
     out.push_str("    </espi:IntervalBlock></content>\n  </entry>\n");
     Ok(out)
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -192,24 +200,44 @@ mod tests {
 
     #[test]
     fn csv_quotes_what_needs_quoting() {
-        let text = csv_rows("m-1", Obis::new(1, 0, 1, 8, 0, 255), &[row(900_000, 1234, -1, Source::Received)]);
+        let text = csv_rows(
+            "m-1",
+            Obis::new(1, 0, 1, 8, 0, 255),
+            &[row(900_000, 1234, -1, Source::Received)],
+        );
         assert_eq!(
             text,
             "m-1,1-0:1.8.0*255,1970-01-01T00:15:00Z,123.4,Wh,,1,received,ingest,1970-01-01T00:15:00Z,\"a, \"\"quoted\"\" reason\",\n"
         );
-        assert_eq!(CSV_HEADER.split(',').count(), text.trim_end().split(',').count() - 1);
+        assert_eq!(
+            CSV_HEADER.split(',').count(),
+            text.trim_end().split(',').count() - 1
+        );
     }
 
     #[test]
     fn espi_blocks_share_one_multiplier_and_start_at_interval_starts() {
-        let rows = [row(900_000, 5, 0, Source::Received), row(1_800_000, 25, -1, Source::Estimated)];
+        let rows = [
+            row(900_000, 5, 0, Source::Received),
+            row(1_800_000, 25, -1, Source::Estimated),
+        ];
         let xml = espi_entries("m-<1>", Obis::new(1, 0, 1, 8, 0, 255), 900, &rows).unwrap();
-        assert!(xml.contains("<espi:powerOfTenMultiplier>-1</espi:powerOfTenMultiplier><espi:uom>72</espi:uom>"));
+        assert!(xml.contains(
+            "<espi:powerOfTenMultiplier>-1</espi:powerOfTenMultiplier><espi:uom>72</espi:uom>"
+        ));
         assert!(xml.contains("<espi:start>0</espi:start></espi:timePeriod><espi:value>50</espi:value></espi:IntervalReading>"));
         assert!(xml.contains("<espi:start>900</espi:start></espi:timePeriod><espi:value>25</espi:value><espi:ReadingQuality><espi:quality>8</espi:quality>"));
         assert!(xml.contains("<title>m-&lt;1&gt;</title>"));
-        assert!(xml.contains("<espi:duration>1800</espi:duration><espi:start>0</espi:start></espi:interval>"));
-        let mixed = [row(900_000, 5, 0, Source::Received), StoredReading { unit: Unit::Watt, ..row(1_800_000, 1, 0, Source::Received) }];
+        assert!(xml.contains(
+            "<espi:duration>1800</espi:duration><espi:start>0</espi:start></espi:interval>"
+        ));
+        let mixed = [
+            row(900_000, 5, 0, Source::Received),
+            StoredReading {
+                unit: Unit::Watt,
+                ..row(1_800_000, 1, 0, Source::Received)
+            },
+        ];
         assert!(espi_entries("m", Obis::new(1, 0, 1, 8, 0, 255), 900, &mixed).is_err());
     }
 }

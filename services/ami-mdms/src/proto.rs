@@ -5,4 +5,5 @@
 tonic::include_proto!("ami.mdms.v1");
 
 /// The encoded file descriptor set of the proto, for server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/mdms_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/mdms_descriptor.bin"));

@@ -40,7 +40,10 @@ impl Api {
     }
 }
 
-fn span(from: Option<&prost_types::Timestamp>, to: Option<&prost_types::Timestamp>) -> Result<Span> {
+fn span(
+    from: Option<&prost_types::Timestamp>,
+    to: Option<&prost_types::Timestamp>,
+) -> Result<Span> {
     let after = ts_ms("from", from)?;
     let until = ts_ms("to", to)?;
     if after >= until {
@@ -88,31 +91,49 @@ type Reply<T> = std::result::Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl MeterData for Api {
-    async fn get_readings(&self, req: Request<pb::GetReadingsRequest>) -> Reply<pb::GetReadingsResponse> {
+    async fn get_readings(
+        &self,
+        req: Request<pb::GetReadingsRequest>,
+    ) -> Reply<pb::GetReadingsResponse> {
         self.who(&req, Role::Reader)?;
         let r = req.get_ref();
         let rows = self
             .mdms
-            .readings(&r.meter, obis("register", &r.register)?, span(r.from.as_ref(), r.to.as_ref())?, convert::view(r.view)?)
+            .readings(
+                &r.meter,
+                obis("register", &r.register)?,
+                span(r.from.as_ref(), r.to.as_ref())?,
+                convert::view(r.view)?,
+            )
             .await?;
         Ok(Response::new(pb::GetReadingsResponse {
             readings: rows.iter().map(reading).collect(),
         }))
     }
 
-    async fn get_history(&self, req: Request<pb::GetHistoryRequest>) -> Reply<pb::GetHistoryResponse> {
+    async fn get_history(
+        &self,
+        req: Request<pb::GetHistoryRequest>,
+    ) -> Reply<pb::GetHistoryResponse> {
         self.who(&req, Role::Reader)?;
         let r = req.get_ref();
         let rows = self
             .mdms
-            .history(&r.meter, obis("register", &r.register)?, ts_ms("ts", r.ts.as_ref())?)
+            .history(
+                &r.meter,
+                obis("register", &r.register)?,
+                ts_ms("ts", r.ts.as_ref())?,
+            )
             .await?;
         Ok(Response::new(pb::GetHistoryResponse {
             versions: rows.iter().map(reading).collect(),
         }))
     }
 
-    async fn upsert_meters(&self, req: Request<pb::UpsertMetersRequest>) -> Reply<pb::UpsertMetersResponse> {
+    async fn upsert_meters(
+        &self,
+        req: Request<pb::UpsertMetersRequest>,
+    ) -> Reply<pb::UpsertMetersResponse> {
         let who = self.who(&req, Role::Operator)?;
         let meters: Vec<MeterInfo> = req
             .into_inner()
@@ -120,7 +141,11 @@ impl MeterData for Api {
             .into_iter()
             .map(|m| MeterInfo {
                 id: m.id,
-                class: if m.class.is_empty() { "default".into() } else { m.class },
+                class: if m.class.is_empty() {
+                    "default".into()
+                } else {
+                    m.class
+                },
                 feeder: m.feeder,
                 transformer: m.transformer,
                 customer_class: m.customer_class,
@@ -132,7 +157,10 @@ impl MeterData for Api {
         }))
     }
 
-    async fn list_meters(&self, req: Request<pb::ListMetersRequest>) -> Reply<pb::ListMetersResponse> {
+    async fn list_meters(
+        &self,
+        req: Request<pb::ListMetersRequest>,
+    ) -> Reply<pb::ListMetersResponse> {
         self.who(&req, Role::Reader)?;
         let meters = self.mdms.meters().await?;
         Ok(Response::new(pb::ListMetersResponse {
@@ -149,7 +177,10 @@ impl MeterData for Api {
         }))
     }
 
-    async fn aggregate_load(&self, req: Request<pb::AggregateLoadRequest>) -> Reply<pb::AggregateLoadResponse> {
+    async fn aggregate_load(
+        &self,
+        req: Request<pb::AggregateLoadRequest>,
+    ) -> Reply<pb::AggregateLoadResponse> {
         self.who(&req, Role::Reader)?;
         let r = req.get_ref();
         let agg = self
@@ -185,20 +216,31 @@ impl MeterData for Api {
         let register = obis("register", &r.register)?;
         let span = span(r.from.as_ref(), r.to.as_ref())?;
         let view = convert::view(r.view)?;
-        let format = pb::ExportFormat::try_from(r.format)
-            .map_err(|_| MdmsError::InvalidRequest(format!("export format {} is unknown", r.format)))?;
+        let format = pb::ExportFormat::try_from(r.format).map_err(|_| {
+            MdmsError::InvalidRequest(format!("export format {} is unknown", r.format))
+        })?;
         let meters = if r.meters.is_empty() {
-            self.mdms.meters().await?.into_iter().map(|m| m.id).collect()
+            self.mdms
+                .meters()
+                .await?
+                .into_iter()
+                .map(|m| m.id)
+                .collect()
         } else {
             r.meters
         };
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let mdms = Arc::clone(&self.mdms);
         tokio::spawn(async move {
-            let text = |t: String| pb::ExportChunk { rows: Vec::new(), text: t };
+            let text = |t: String| pb::ExportChunk {
+                rows: Vec::new(),
+                text: t,
+            };
             let opening = match format {
                 pb::ExportFormat::Csv => Some(text(export::CSV_HEADER.to_owned())),
-                pb::ExportFormat::GreenButton => Some(text(export::espi_open("ami export", now_ms()))),
+                pb::ExportFormat::GreenButton => {
+                    Some(text(export::espi_open("ami export", now_ms())))
+                }
                 _ => None,
             };
             if let Some(o) = opening
@@ -211,12 +253,17 @@ impl MeterData for Api {
                     Err(e) => Err(Status::from(e)),
                     Ok(rows) if rows.is_empty() => continue,
                     Ok(rows) => match format {
-                        pb::ExportFormat::Csv => Ok(text(export::csv_rows(&meter, register, &rows))),
-                        pb::ExportFormat::GreenButton => {
-                            export::espi_entries(&meter, register, interval_of(&rows, DEFAULT_INTERVAL_S), &rows)
-                                .map(text)
-                                .map_err(Status::from)
+                        pb::ExportFormat::Csv => {
+                            Ok(text(export::csv_rows(&meter, register, &rows)))
                         }
+                        pb::ExportFormat::GreenButton => export::espi_entries(
+                            &meter,
+                            register,
+                            interval_of(&rows, DEFAULT_INTERVAL_S),
+                            &rows,
+                        )
+                        .map(text)
+                        .map_err(Status::from),
                         _ => Ok(pb::ExportChunk {
                             rows: rows
                                 .iter()
@@ -250,7 +297,12 @@ impl Vee for Api {
         let r = req.get_ref();
         let report = self
             .mdms
-            .run_vee(&who, &r.meters, obis("register", &r.register)?, span(r.from.as_ref(), r.to.as_ref())?)
+            .run_vee(
+                &who,
+                &r.meters,
+                obis("register", &r.register)?,
+                span(r.from.as_ref(), r.to.as_ref())?,
+            )
             .await?;
         Ok(Response::new(pb::RunVeeResponse {
             series: report.series,
@@ -260,7 +312,10 @@ impl Vee for Api {
         }))
     }
 
-    async fn list_exceptions(&self, req: Request<pb::ListExceptionsRequest>) -> Reply<pb::ListExceptionsResponse> {
+    async fn list_exceptions(
+        &self,
+        req: Request<pb::ListExceptionsRequest>,
+    ) -> Reply<pb::ListExceptionsResponse> {
         self.who(&req, Role::Reader)?;
         let r = req.get_ref();
         let meter = (!r.meter.is_empty()).then_some(r.meter.as_str());
@@ -270,10 +325,17 @@ impl Vee for Api {
         }))
     }
 
-    async fn resolve_exception(&self, req: Request<pb::ResolveExceptionRequest>) -> Reply<pb::VeeException> {
+    async fn resolve_exception(
+        &self,
+        req: Request<pb::ResolveExceptionRequest>,
+    ) -> Reply<pb::VeeException> {
         let who = self.who(&req, Role::Operator)?;
         let r = req.get_ref();
-        Ok(Response::new(exception(self.mdms.resolve_exception(&who, r.id, &r.resolution).await?)))
+        Ok(Response::new(exception(
+            self.mdms
+                .resolve_exception(&who, r.id, &r.resolution)
+                .await?,
+        )))
     }
 
     async fn propose_edit(&self, req: Request<pb::ProposeEditRequest>) -> Reply<pb::Edit> {
@@ -297,7 +359,11 @@ impl Vee for Api {
     async fn review_edit(&self, req: Request<pb::ReviewEditRequest>) -> Reply<pb::Edit> {
         let who = self.who(&req, Role::Approver)?;
         let r = req.get_ref();
-        Ok(Response::new(edit(self.mdms.review_edit(&who, r.id, r.approve, &r.comment).await?)))
+        Ok(Response::new(edit(
+            self.mdms
+                .review_edit(&who, r.id, r.approve, &r.comment)
+                .await?,
+        )))
     }
 
     async fn list_edits(&self, req: Request<pb::ListEditsRequest>) -> Reply<pb::ListEditsResponse> {
@@ -320,7 +386,12 @@ impl Billing for Api {
             params: r
                 .parameters
                 .iter()
-                .map(|p| Ok((p.name.clone(), convert::decimal("parameter value", p.value.as_ref())?)))
+                .map(|p| {
+                    Ok((
+                        p.name.clone(),
+                        convert::decimal("parameter value", p.value.as_ref())?,
+                    ))
+                })
                 .collect::<Result<Vec<_>>>()?,
             start_ms: ts_ms("period_start", r.period_start.as_ref())?,
             end_ms: ts_ms("period_end", r.period_end.as_ref())?,
@@ -329,7 +400,11 @@ impl Billing for Api {
                 .iter()
                 .map(|o| Ok((ts_ms("utc_offsets.from", o.from.as_ref())?, o.offset_s)))
                 .collect::<Result<Vec<_>>>()?,
-            special_days: r.special_days.iter().map(|d| (d.date.clone(), d.day_type.clone())).collect(),
+            special_days: r
+                .special_days
+                .iter()
+                .map(|d| (d.date.clone(), d.day_type.clone()))
+                .collect(),
             registers: r
                 .registers
                 .iter()

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use ami_domain::{Obis, Quantity, Unit};
 use ami_mdms_store::{
-    AnyStore, Catalog, Edit, EditStatus, GroupKind, MeterDataStore, MeterInfo, NewEdit,
-    NewVersion, Resolution, Source, Span, StoredReading, VeeException, View,
+    AnyStore, Catalog, Edit, EditStatus, GroupKind, MeterDataStore, MeterInfo, NewEdit, NewVersion,
+    Resolution, Source, Span, StoredReading, VeeException, View,
 };
 use ami_plugin_host::Host;
 
@@ -87,23 +87,40 @@ impl Mdms {
         view: ReadView,
     ) -> Result<Vec<StoredReading>> {
         match view {
-            ReadView::Raw => Ok(self.store.readings(meter, register, span, View::Raw).await?),
-            ReadView::Latest => Ok(self.store.readings(meter, register, span, View::Latest).await?),
+            ReadView::Raw => Ok(self
+                .store
+                .readings(meter, register, span, View::Raw)
+                .await?),
+            ReadView::Latest => Ok(self
+                .store
+                .readings(meter, register, span, View::Latest)
+                .await?),
             ReadView::Validated => {
-                let rows = self.store.readings(meter, register, span, View::Latest).await?;
+                let rows = self
+                    .store
+                    .readings(meter, register, span, View::Latest)
+                    .await?;
                 let open: BTreeSet<i64> = self
                     .store
                     .open_exception_times(meter, register, span.after_ms, span.until_ms)
                     .await?
                     .into_iter()
                     .collect();
-                Ok(rows.into_iter().filter(|r| !open.contains(&r.ts_ms)).collect())
+                Ok(rows
+                    .into_iter()
+                    .filter(|r| !open.contains(&r.ts_ms))
+                    .collect())
             }
         }
     }
 
     /// Every version of one interval.
-    pub async fn history(&self, meter: &str, register: Obis, ts_ms: i64) -> Result<Vec<StoredReading>> {
+    pub async fn history(
+        &self,
+        meter: &str,
+        register: Obis,
+        ts_ms: i64,
+    ) -> Result<Vec<StoredReading>> {
         Ok(self.store.history(meter, register, ts_ms).await?)
     }
 
@@ -155,7 +172,9 @@ impl Mdms {
                 .await?;
             let history = if history_ms > 0 {
                 let hist = Span::new(span.after_ms.saturating_sub(history_ms), span.after_ms);
-                self.store.readings(&meter.id, register, hist, View::Latest).await?
+                self.store
+                    .readings(&meter.id, register, hist, View::Latest)
+                    .await?
             } else {
                 Vec::new()
             };
@@ -189,10 +208,16 @@ impl Mdms {
             report.series += 1;
             report.intervals += u32::try_from(reviewed).unwrap_or(u32::MAX);
             let now = now_ms();
-            report.exceptions +=
-                u32::try_from(self.store.raise_exceptions(&outcome.exceptions, now).await?).unwrap_or(u32::MAX);
+            report.exceptions += u32::try_from(
+                self.store
+                    .raise_exceptions(&outcome.exceptions, now)
+                    .await?,
+            )
+            .unwrap_or(u32::MAX);
             for (ts, version) in &outcome.estimates {
-                self.store.add_version(&meter.id, register, *ts, version).await?;
+                self.store
+                    .add_version(&meter.id, register, *ts, version)
+                    .await?;
                 report.estimates += 1;
             }
             if !outcome.estimates.is_empty() {
@@ -223,15 +248,26 @@ impl Mdms {
     }
 
     /// Exceptions, of one meter or all.
-    pub async fn exceptions(&self, meter: Option<&str>, include_resolved: bool) -> Result<Vec<VeeException>> {
+    pub async fn exceptions(
+        &self,
+        meter: Option<&str>,
+        include_resolved: bool,
+    ) -> Result<Vec<VeeException>> {
         Ok(self.store.exceptions(meter, include_resolved).await?)
     }
 
     /// Resolves an exception.
-    pub async fn resolve_exception(&self, who: &Principal, id: i64, resolution: &str) -> Result<VeeException> {
+    pub async fn resolve_exception(
+        &self,
+        who: &Principal,
+        id: i64,
+        resolution: &str,
+    ) -> Result<VeeException> {
         who.require(Role::Operator)?;
         if resolution.trim().is_empty() {
-            return Err(MdmsError::InvalidRequest("a resolution needs a text".into()));
+            return Err(MdmsError::InvalidRequest(
+                "a resolution needs a text".into(),
+            ));
         }
         Ok(self
             .store
@@ -281,7 +317,13 @@ impl Mdms {
 
     /// Approves (applies as a new version) or rejects a pending edit. Nobody reviews their
     /// own edit.
-    pub async fn review_edit(&self, who: &Principal, id: i64, approve: bool, comment: &str) -> Result<Edit> {
+    pub async fn review_edit(
+        &self,
+        who: &Principal,
+        id: i64,
+        approve: bool,
+        comment: &str,
+    ) -> Result<Edit> {
         who.require(Role::Approver)?;
         let edit = self.store.edit(id).await?;
         if edit.status != EditStatus::Pending {
@@ -302,7 +344,10 @@ impl Mdms {
             at_ms: now_ms(),
         };
         if !approve {
-            return Ok(self.store.close_edit(id, EditStatus::Rejected, review, None).await?);
+            return Ok(self
+                .store
+                .close_edit(id, EditStatus::Rejected, review, None)
+                .await?);
         }
         let e = &edit.edit;
         let version = self
@@ -317,7 +362,10 @@ impl Mdms {
                     quality: ami_domain::Quality::VALID,
                     source: Source::Edited,
                     actor: e.proposed_by.clone(),
-                    reason: Some(format!("{} (edit {id}, approved by {})", e.reason, who.name)),
+                    reason: Some(format!(
+                        "{} (edit {id}, approved by {})",
+                        e.reason, who.name
+                    )),
                     method: Some("manual-edit".into()),
                 },
             )

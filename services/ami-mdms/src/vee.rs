@@ -92,8 +92,8 @@ rules = [
 impl RuleSets {
     /// Parses a rule-set file.
     pub fn parse(text: &str) -> Result<Self> {
-        let file: File = toml::from_str(text)
-            .map_err(|e| MdmsError::Config(format!("rule sets: {e}")))?;
+        let file: File =
+            toml::from_str(text).map_err(|e| MdmsError::Config(format!("rule sets: {e}")))?;
         let mut classes = BTreeMap::new();
         for (class, set) in file.class {
             let mut rules = Vec::with_capacity(set.rules.len());
@@ -115,7 +115,10 @@ impl RuleSets {
                             })
                     })
                     .collect::<Result<Vec<_>>>()?;
-                rules.push(RuleConfig { rule: r.rule, params });
+                rules.push(RuleConfig {
+                    rule: r.rule,
+                    params,
+                });
             }
             classes.insert(class, rules);
         }
@@ -216,8 +219,16 @@ pub fn interval_of(values: &[StoredReading], fallback_s: u32) -> u32 {
 }
 
 /// Runs `rules` over one series; blocking (Wasm calls), so call it off the async threads.
-pub fn run_series(host: &Arc<Host>, rules: &[RuleConfig], input: &SeriesInput<'_>) -> Result<SeriesOutcome> {
-    let unit = input.values.first().map(|r| r.unit).unwrap_or(Unit::WattHour);
+pub fn run_series(
+    host: &Arc<Host>,
+    rules: &[RuleConfig],
+    input: &SeriesInput<'_>,
+) -> Result<SeriesOutcome> {
+    let unit = input
+        .values
+        .first()
+        .map(|r| r.unit)
+        .unwrap_or(Unit::WattHour);
     let series = vw::Series {
         meter: input.meter.to_owned(),
         register: obis_to_wit(input.register),
@@ -278,7 +289,9 @@ pub fn run_series(host: &Arc<Host>, rules: &[RuleConfig], input: &SeriesInput<'_
 
 fn plugin_for(host: &Arc<Host>, rule: &RuleConfig) -> Result<Arc<ami_plugin_host::Plugin>> {
     host.plugin_for_rule(PluginKind::VeeRule, &rule.rule)
-        .ok_or_else(|| MdmsError::NotFound(format!("no installed rule pack serves rule {}", rule.rule)))
+        .ok_or_else(|| {
+            MdmsError::NotFound(format!("no installed rule pack serves rule {}", rule.rule))
+        })
 }
 
 fn plugin_name(host: &Arc<Host>, rule: &RuleConfig) -> Result<String> {
@@ -328,7 +341,9 @@ fn call_rule(
             plugin: format!("{}@{}", plugin.manifest().name, plugin.manifest().version),
             reason: match e {
                 vw::RuleError::BadParameter(s) => format!("rule {}: bad parameter: {s}", rule.rule),
-                vw::RuleError::Unsuitable(s) => format!("rule {}: unsuitable series: {s}", rule.rule),
+                vw::RuleError::Unsuitable(s) => {
+                    format!("rule {}: unsuitable series: {s}", rule.rule)
+                }
             },
         })
 }
@@ -358,7 +373,10 @@ rules = [{ rule = "high-low-limits", params = { high = "12.5", low = "-1" } }]
 "#,
         )
         .unwrap();
-        assert_eq!(sets.for_class("commercial")[0].params[0], ("high".into(), Quantity::new(125, -1)));
+        assert_eq!(
+            sets.for_class("commercial")[0].params[0],
+            ("high".into(), Quantity::new(125, -1))
+        );
         assert_eq!(sets.for_class("residential")[0].rule, "negative-flow");
         assert_eq!(sets.rule_ids(), ["high-low-limits", "negative-flow"]);
         assert!(!RuleSets::standard().for_class("x").is_empty());
@@ -366,9 +384,10 @@ rules = [{ rule = "high-low-limits", params = { high = "12.5", low = "-1" } }]
 
     #[test]
     fn bad_rule_sets_say_what_is_wrong() {
-        let e = RuleSets::parse("[class.a]\nrules = [{ rule = \"x\", params = { high = \"1e\" } }]")
-            .unwrap_err()
-            .to_string();
+        let e =
+            RuleSets::parse("[class.a]\nrules = [{ rule = \"x\", params = { high = \"1e\" } }]")
+                .unwrap_err()
+                .to_string();
         assert!(e.contains("parameter high"), "{e}");
         assert!(RuleSets::parse("[class.a]\nrules = [{ rul = \"x\" }]").is_err());
     }

@@ -24,7 +24,10 @@ const MARCH_START: i64 = unix_ms(2026, 2, 28, 23, 0, 0);
 const MARCH_END: i64 = unix_ms(2026, 3, 31, 22, 0, 0);
 
 /// The planted faults of the billed meter (steady 250 Wh per quarter-hour otherwise).
-const GAP: [i64; 2] = [unix_ms(2026, 3, 10, 10, 15, 0), unix_ms(2026, 3, 10, 10, 30, 0)];
+const GAP: [i64; 2] = [
+    unix_ms(2026, 3, 10, 10, 15, 0),
+    unix_ms(2026, 3, 10, 10, 30, 0),
+];
 const SPIKE: i64 = unix_ms(2026, 3, 12, 12, 0, 0);
 const NEGATIVE: i64 = unix_ms(2026, 3, 20, 8, 0, 0);
 
@@ -88,13 +91,19 @@ fn operator() -> Principal {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "written but not yet run (the build did not finish in time): cargo test -p ami-e2e --test mdms -- --ignored"]
 async fn integration_mdms_vee_flags_planted_faults_and_a_tou_bill_matches_the_hand_calculation() {
     let db = TestDb::create("mdms_vee").await;
     let dir = tempfile::tempdir().unwrap();
     let host = crate::mdms_host(dir.path());
     let store = Arc::new(AnyStore::open(&db.url(), 4).await.unwrap());
     store.migrate().await.unwrap();
-    let mdms = Arc::new(Mdms::new(Arc::clone(&store), host, RuleSets::parse(RULES).unwrap(), 28));
+    let mdms = Arc::new(Mdms::new(
+        Arc::clone(&store),
+        host,
+        RuleSets::parse(RULES).unwrap(),
+        28,
+    ));
 
     // The readings arrive through NATS, a day per message.
     let bus = nats_bus("mdms-vee").await;
@@ -103,12 +112,19 @@ async fn integration_mdms_vee_flags_planted_faults_and_a_tou_bill_matches_the_ha
     let mut msgs: Vec<_> = march
         .chunks(96)
         .enumerate()
-        .map(|(i, day)| readings_message(&format!("bill-{i}"), "bill-1", day).to_message(&topology, None))
+        .map(|(i, day)| {
+            readings_message(&format!("bill-{i}"), "bill-1", day).to_message(&topology, None)
+        })
         .collect();
     msgs.push(readings_message("faulty", "faulty-1", &faulty_day()).to_message(&topology, None));
     let total = msgs.len() as u64;
     bus.publish_batch(msgs).await.unwrap();
-    let consumer = Arc::new(ReadingsConsumer::new(bus.clone(), Arc::clone(&store), "mdms-vee", 50));
+    let consumer = Arc::new(ReadingsConsumer::new(
+        bus.clone(),
+        Arc::clone(&store),
+        "mdms-vee",
+        50,
+    ));
     let (stop, rx) = watch::channel(false);
     let task = {
         let c = Arc::clone(&consumer);
@@ -121,7 +137,10 @@ async fn integration_mdms_vee_flags_planted_faults_and_a_tou_bill_matches_the_ha
     }
     stop.send(true).unwrap();
     task.await.unwrap().unwrap();
-    assert_eq!(stats.inserted.load(Ordering::Relaxed) as usize, march.len() + 96);
+    assert_eq!(
+        stats.inserted.load(Ordering::Relaxed) as usize,
+        march.len() + 96
+    );
     store
         .upsert_meters(&[MeterInfo {
             id: "bill-1".into(),
@@ -138,13 +157,18 @@ async fn integration_mdms_vee_flags_planted_faults_and_a_tou_bill_matches_the_ha
     let addr = listener.local_addr().unwrap();
     let (srv_stop, srv_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(serve(
-        Api::new(Arc::clone(&mdms), Auth::parse_tokens("tok-billing-0123456789=billing:operator").unwrap()),
+        Api::new(
+            Arc::clone(&mdms),
+            Auth::parse_tokens("tok-billing-0123456789=billing:operator").unwrap(),
+        ),
         listener,
         async move {
             let _ = srv_rx.await;
         },
     ));
-    let mut billing = BillingClient::connect(format!("http://{addr}")).await.unwrap();
+    let mut billing = BillingClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
     let e = billing.calculate_bill(bill_request()).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{}", e.message());
     assert!(e.message().contains("missing"), "{}", e.message());
@@ -152,7 +176,12 @@ async fn integration_mdms_vee_flags_planted_faults_and_a_tou_bill_matches_the_ha
     // VEE over March for the billed meter and the faulty one.
     let month = Span::new(MARCH_START, MARCH_END);
     let report = mdms
-        .run_vee(&operator(), &["bill-1".into(), "faulty-1".into()], IMPORT, month)
+        .run_vee(
+            &operator(),
+            &["bill-1".into(), "faulty-1".into()],
+            IMPORT,
+            month,
+        )
         .await
         .unwrap();
     assert_eq!(report.series, 2);
@@ -181,19 +210,42 @@ async fn integration_mdms_vee_flags_planted_faults_and_a_tou_bill_matches_the_ha
         assert!(r.text.contains("linear-interpolation"), "{r:?}");
         assert!(r.by.starts_with("standard-vee@"), "{r:?}");
     }
-    assert!(exceptions.iter().filter(|x| x.meter == "faulty-1").all(|x| x.resolved.is_none()));
-    assert_eq!(report.estimates, 4, "2 gaps, the spike and the negative value estimated");
+    assert!(
+        exceptions
+            .iter()
+            .filter(|x| x.meter == "faulty-1")
+            .all(|x| x.resolved.is_none())
+    );
+    assert_eq!(
+        report.estimates, 4,
+        "2 gaps, the spike and the negative value estimated"
+    );
 
     // The original stays as received; the latest view shows the flagged estimate.
     let at = |ts: i64| Span::new(ts - QUARTER, ts);
-    let raw = store.readings("bill-1", IMPORT, at(SPIKE), View::Raw).await.unwrap();
+    let raw = store
+        .readings("bill-1", IMPORT, at(SPIKE), View::Raw)
+        .await
+        .unwrap();
     assert_eq!(raw[0].value.mantissa, 90_000);
-    let latest = store.readings("bill-1", IMPORT, at(SPIKE), View::Latest).await.unwrap();
+    let latest = store
+        .readings("bill-1", IMPORT, at(SPIKE), View::Latest)
+        .await
+        .unwrap();
     assert_eq!(latest[0].value.mantissa, 250);
     assert_eq!(latest[0].provenance.source, Source::Estimated);
-    assert_eq!(latest[0].provenance.method.as_deref(), Some("linear-interpolation"));
+    assert_eq!(
+        latest[0].provenance.method.as_deref(),
+        Some("linear-interpolation")
+    );
     assert!(latest[0].quality.contains(ami_domain::Quality::ESTIMATED));
-    assert!(store.readings("bill-1", IMPORT, at(GAP[0]), View::Raw).await.unwrap().is_empty());
+    assert!(
+        store
+            .readings("bill-1", IMPORT, at(GAP[0]), View::Raw)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Validated data only: the faulty meter's open exceptions refuse its bill.
     let e = mdms
@@ -212,7 +264,10 @@ async fn integration_mdms_vee_flags_planted_faults_and_a_tou_bill_matches_the_ha
         )
         .await
         .unwrap_err();
-    assert!(matches!(e, MdmsError::FailedPrecondition(ref m) if m.contains("unvalidated")), "{e}");
+    assert!(
+        matches!(e, MdmsError::FailedPrecondition(ref m) if m.contains("unvalidated")),
+        "{e}"
+    );
 
     // March 2026 in Europe/Amsterdam, steady 1 kW (each hour 1 kWh) once estimated; 1 March
     // is a Sunday, Tuesday 17 March a holiday (off-peak all day), summer from 16 March, DST on
@@ -222,8 +277,19 @@ async fn integration_mdms_vee_flags_planted_faults_and_a_tou_bill_matches_the_ha
     //   summer peak    11 weekdays x 14 h                     = 154 kWh x 0.2500 = 38.50
     //   summer offpeak 11 x 10 h + 24 (holiday) + 3 x 24 + 23 = 229 kWh x 0.1537 = 35.1973 -> 35.20
     //   total 42.17 + 44.00 + 38.50 + 35.20 = 159.87; import 743 kWh.
-    let bill = billing.calculate_bill(bill_request()).await.unwrap().into_inner();
-    assert_eq!(bill.total, Some(Decimal { mantissa: 15987, scale: -2 }), "{bill:#?}");
+    let bill = billing
+        .calculate_bill(bill_request())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        bill.total,
+        Some(Decimal {
+            mantissa: 15987,
+            scale: -2
+        }),
+        "{bill:#?}"
+    );
     let det = |name: &str| {
         bill.determinants
             .iter()
@@ -239,9 +305,17 @@ async fn integration_mdms_vee_flags_planted_faults_and_a_tou_bill_matches_the_ha
         ("kwh.import.summer.peak", 154),
         ("kwh.import.summer.offpeak", 229),
     ] {
-        assert_eq!(det(name).normalized(), ami_domain::Quantity::new(kwh, 0), "{name}");
+        assert_eq!(
+            det(name).normalized(),
+            ami_domain::Quantity::new(kwh, 0),
+            "{name}"
+        );
     }
-    assert!(bill.computed_by.starts_with("standard-tariffs@"), "{}", bill.computed_by);
+    assert!(
+        bill.computed_by.starts_with("standard-tariffs@"),
+        "{}",
+        bill.computed_by
+    );
     srv_stop.send(()).unwrap();
     if let ami_bus::Bus::Nats(n) = &bus {
         n.delete_streams().await.unwrap();
@@ -283,13 +357,24 @@ fn bill_request() -> tonic::Request<pb::CalculateBillRequest> {
         period_end: ts(MARCH_END),
         // Europe/Amsterdam: CET since October 2025, CEST from 29 March 01:00 UTC.
         utc_offsets: vec![
-            pb::UtcOffset { from: ts(unix_ms(2025, 10, 26, 1, 0, 0)), offset_s: 3600 },
-            pb::UtcOffset { from: ts(unix_ms(2026, 3, 29, 1, 0, 0)), offset_s: 7200 },
+            pb::UtcOffset {
+                from: ts(unix_ms(2025, 10, 26, 1, 0, 0)),
+                offset_s: 3600,
+            },
+            pb::UtcOffset {
+                from: ts(unix_ms(2026, 3, 29, 1, 0, 0)),
+                offset_s: 7200,
+            },
         ],
-        special_days: vec![pb::SpecialDay { date: "2026-03-17".into(), day_type: "holiday".into() }],
+        special_days: vec![pb::SpecialDay {
+            date: "2026-03-17".into(),
+            day_type: "holiday".into(),
+        }],
         registers: Vec::new(),
     });
-    r.metadata_mut()
-        .insert("authorization", "Bearer tok-billing-0123456789".parse().unwrap());
+    r.metadata_mut().insert(
+        "authorization",
+        "Bearer tok-billing-0123456789".parse().unwrap(),
+    );
     r
 }

@@ -28,7 +28,11 @@ use crate::platform::runtime;
 #[derive(clap::Args)]
 pub struct MdmsBenchArgs {
     /// PostgreSQL server (a database of the bench's own is made and dropped).
-    #[arg(long, env = "AMI_BENCH_PG", default_value = "postgres://postgres@127.0.0.1:5432")]
+    #[arg(
+        long,
+        env = "AMI_BENCH_PG",
+        default_value = "postgres://postgres@127.0.0.1:5432"
+    )]
     pg: String,
     /// NATS server with JetStream; `--local-bus` uses the in-process bus instead.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
@@ -66,7 +70,9 @@ const START: i64 = unix_ms(2026, 10, 31, 12, 0, 0);
 /// Interval energy per meter, register and interval, as head-ends deliver it: every meter's
 /// registers of one interval, then the next interval. One message per meter and interval.
 fn data(meters: usize, intervals: usize) -> Vec<(String, Vec<IntervalReading>)> {
-    let ids: Vec<String> = (0..meters).map(|m| format!("ESMR-{:010}", 4_530_000_000u64 + m as u64)).collect();
+    let ids: Vec<String> = (0..meters)
+        .map(|m| format!("ESMR-{:010}", 4_530_000_000u64 + m as u64))
+        .collect();
     let mut out = Vec::with_capacity(meters * intervals);
     for i in 0..intervals {
         let ts_ms = START + (i as i64 + 1) * 900_000;
@@ -109,7 +115,11 @@ fn rate(n: usize, d: Duration) -> f64 {
 }
 
 fn fmt_rate(r: f64) -> String {
-    if r >= 1e6 { format!("{:.2}M/s", r / 1e6) } else { format!("{:.1}k/s", r / 1e3) }
+    if r >= 1e6 {
+        format!("{:.2}M/s", r / 1e6)
+    } else {
+        format!("{:.1}k/s", r / 1e3)
+    }
 }
 
 /// Publishes the messages to a fresh bus, then times the MDMS consumer storing them all.
@@ -134,10 +144,18 @@ async fn through_consumer(
         Bus::Nats(nats)
     };
     for chunk in msgs.chunks(5000) {
-        let batch = chunk.iter().map(|(f, rows)| message(&topology, f, rows)).collect();
+        let batch = chunk
+            .iter()
+            .map(|(f, rows)| message(&topology, f, rows))
+            .collect();
         bus.publish_batch(batch).await?;
     }
-    let consumer = Arc::new(ReadingsConsumer::new(bus.clone(), store, "bench-mdms", args.batch));
+    let consumer = Arc::new(ReadingsConsumer::new(
+        bus.clone(),
+        store,
+        "bench-mdms",
+        args.batch,
+    ));
     let stats = consumer.stats();
     let (stop, rx) = watch::channel(false);
     let started = Instant::now();
