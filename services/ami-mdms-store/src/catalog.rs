@@ -379,6 +379,7 @@ where
 }
 
 /// The pool a catalog query runs on.
+#[derive(Clone, Copy)]
 enum Pools<'a> {
     Pg(&'a sqlx::PgPool),
     Lite(&'a sqlx::SqlitePool),
@@ -398,7 +399,7 @@ impl Sql<'_> {
             check_text("meter id", &m.id)?;
             check_text("meter class", &m.class)?;
         }
-        on_pool!(&self.0, |pool| {
+        on_pool!(self.0, |pool| {
             let mut tx = pool.begin().await?;
             for m in meters {
                 sqlx::query(sql)
@@ -419,7 +420,7 @@ impl Sql<'_> {
     async fn touch_meters(&self, ids: &[String], now_ms: i64) -> Result<()> {
         let sql =
             "INSERT INTO mdms_meter (id, first_seen) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING";
-        on_pool!(&self.0, |pool| {
+        on_pool!(self.0, |pool| {
             let mut tx = pool.begin().await?;
             for id in ids {
                 sqlx::query(sql)
@@ -438,7 +439,7 @@ impl Sql<'_> {
             Some(_) => format!("SELECT {METER_COLS} FROM mdms_meter WHERE id = $1"),
             None => format!("SELECT {METER_COLS} FROM mdms_meter ORDER BY id"),
         };
-        on_pool!(&self.0, |pool| {
+        on_pool!(self.0, |pool| {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
             if let Some(id) = id {
                 q = q.bind(id);
@@ -453,7 +454,7 @@ impl Sql<'_> {
             "SELECT id FROM mdms_meter WHERE {} = $1 ORDER BY id",
             kind.column()
         );
-        on_pool!(&self.0, |pool| {
+        on_pool!(self.0, |pool| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(group)
                 .fetch_all(pool)
@@ -468,7 +469,7 @@ impl Sql<'_> {
         let sql = "INSERT INTO vee_exception (meter, register, ts, rule, reason, raised_at)
             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (meter, register, ts, rule) DO NOTHING";
         let mut added = 0;
-        on_pool!(&self.0, |pool| {
+        on_pool!(self.0, |pool| {
             let mut tx = pool.begin().await?;
             for f in found {
                 added += sqlx::query(sql)
@@ -507,7 +508,7 @@ impl Sql<'_> {
             sql.push_str(" AND status = 0");
         }
         sql.push_str(" ORDER BY id");
-        on_pool!(&self.0, |pool| {
+        on_pool!(self.0, |pool| {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
             if let Some(m) = meter {
                 q = q.bind(m);
@@ -529,7 +530,7 @@ impl Sql<'_> {
     ) -> Result<Vec<i64>> {
         let sql = "SELECT DISTINCT ts FROM vee_exception
             WHERE meter = $1 AND register = $2 AND ts > $3 AND ts <= $4 AND status = 0 ORDER BY ts";
-        on_pool!(&self.0, |pool| {
+        on_pool!(self.0, |pool| {
             let rows = sqlx::query(sql)
                 .bind(meter)
                 .bind(register_key(register))
@@ -548,7 +549,7 @@ impl Sql<'_> {
         check_text("resolver", &r.by)?;
         let sql = "UPDATE vee_exception SET status = 1, resolution = $1, resolved_by = $2,
             resolved_at = $3 WHERE id = $4 AND status = 0";
-        let changed = on_pool!(&self.0, |pool| {
+        let changed = on_pool!(self.0, |pool| {
             sqlx::query(sql)
                 .bind(&r.text)
                 .bind(&r.by)
@@ -579,7 +580,7 @@ impl Sql<'_> {
             "INSERT INTO meter_edit (meter, register, ts, mantissa, exponent, unit, reason, proposed_by, proposed_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {EDIT_COLS}"
         );
-        on_pool!(&self.0, |pool| {
+        on_pool!(self.0, |pool| {
             let row = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(&e.meter)
                 .bind(register_key(e.register))
@@ -605,7 +606,7 @@ impl Sql<'_> {
             sql.push_str(" AND status = 0");
         }
         sql.push_str(" ORDER BY id");
-        on_pool!(&self.0, |pool| {
+        on_pool!(self.0, |pool| {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
             if let Some(id) = id {
                 q = q.bind(id);
@@ -634,7 +635,7 @@ impl Sql<'_> {
         let sql = "UPDATE meter_edit SET status = $1, reviewed_by = $2, reviewed_at = $3,
             review_note = $4, version = $5 WHERE id = $6 AND status = 0";
         let version = version.map(|v| i32::try_from(v).unwrap_or(i32::MAX));
-        let changed = on_pool!(&self.0, |pool| {
+        let changed = on_pool!(self.0, |pool| {
             sqlx::query(sql)
                 .bind(status.code())
                 .bind(&review.by)

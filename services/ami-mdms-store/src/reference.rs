@@ -33,9 +33,7 @@ pub async fn pg_copy(
     let statement = format!("COPY {table} {COPY_COLUMNS} FROM STDIN (FORMAT binary)");
     let started = Instant::now();
     for chunk in rows.chunks(batch.max(1)) {
-        let mut copy = c
-            .copy_in_raw(sqlx::AssertSqlSafe(statement.as_str()))
-            .await?;
+        let mut copy = c.copy_in_raw(&statement).await?;
         copy.send(copy_binary(chunk)).await?;
         copy.finish().await?;
     }

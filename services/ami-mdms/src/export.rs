@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use ami_domain::time::rfc3339;
-use ami_domain::{Obis, Quantity, Unit};
+use ami_domain::{Obis, Unit};
 use ami_mdms_store::{Source, StoredReading};
 
 use crate::error::{MdmsError, Result};
@@ -178,7 +178,7 @@ pub fn espi_entries(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ami_domain::Quality;
+    use ami_domain::{Quality, Quantity};
     use ami_mdms_store::Provenance;
 
     fn row(ts_ms: i64, mantissa: i64, scale: i8, source: Source) -> StoredReading {
