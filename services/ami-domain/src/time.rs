@@ -32,6 +32,13 @@ pub const fn unix_ms(year: i64, month: u32, day: u32, hour: u32, minute: u32, se
         + second as i64 * 1000
 }
 
+/// The current time as UTC milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// RFC 3339 text of Unix milliseconds, UTC (`2017-01-02T19:20:02Z`, milliseconds when non-zero).
 pub fn rfc3339(ms: i64) -> String {
     let days = ms.div_euclid(86_400_000);

@@ -658,20 +658,13 @@ impl Sql<'_> {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
-}
-
 /// Implements [`Catalog`] for a store through its [`Sql`] view.
 macro_rules! catalog_impl {
     ($ty:ty, |$s:ident| $sql:expr) => {
         impl Catalog for $ty {
             async fn upsert_meters(&self, meters: &[MeterInfo]) -> Result<u64> {
                 let $s = self;
-                $sql.upsert_meters(meters, now_ms()).await
+                $sql.upsert_meters(meters, ami_domain::time::now_ms()).await
             }
             async fn touch_meters(&self, ids: &[String], now_ms: i64) -> Result<()> {
                 let $s = self;

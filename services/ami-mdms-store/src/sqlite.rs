@@ -10,7 +10,9 @@
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use ami_domain::time::now_ms;
 
 use ami_domain::{Obis, Quality, Quantity};
 use sqlx::sqlite::{
@@ -180,13 +182,6 @@ fn stored(row: VersionRow) -> Result<StoredReading> {
             method,
         },
     })
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// Writes `rows` into `table` with as few statements as powers of two allow; returns the rows

@@ -203,7 +203,7 @@ impl ReadingsConsumer {
             return Ok(());
         }
         self.store
-            .touch_meters(&new, crate::service::now_ms())
+            .touch_meters(&new, ami_domain::time::now_ms())
             .await?;
         self.seen.lock().await.extend(new);
         Ok(())

@@ -17,7 +17,9 @@ use crate::proto::billing_server::{Billing, BillingServer};
 use crate::proto::meter_data_server::{MeterData, MeterDataServer};
 use crate::proto::vee_server::{Vee, VeeServer};
 use crate::proto::{self as pb, FILE_DESCRIPTOR_SET};
-use crate::service::{DEFAULT_INTERVAL_S, Mdms, now_ms};
+use ami_domain::time::now_ms;
+
+use crate::service::{DEFAULT_INTERVAL_S, Mdms};
 use crate::vee::interval_of;
 
 /// The gRPC face of an [`Mdms`].

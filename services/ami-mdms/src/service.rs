@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use ami_domain::time::now_ms;
 use ami_domain::{Obis, Quantity, Unit};
 use ami_mdms_store::{
     AnyStore, Catalog, Edit, EditStatus, GroupKind, MeterDataStore, MeterInfo, NewEdit, NewVersion,
@@ -48,13 +49,6 @@ pub struct Mdms {
     host: Arc<Host>,
     rules: RuleSets,
     history_days: u32,
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
 }
 
 impl Mdms {
