@@ -1,5 +1,11 @@
 //! `ami host`: the host runtime's ingest role on NATS JetStream. Every replica binds the same
 //! durable consumer, so running more of them shares the frames.
+//!
+//! Keys: with `--keys-database-url` (the HES registry database) and the HES master key
+//! (`AMI_HES_MASTER_KEY` or `AMI_HES_MASTER_KEY_FILE`), the decoders' crypto uses the keys the
+//! HES holds, re-read every `--keys-refresh-s` so rotations reach every replica; the keys stay
+//! sealed in the database and are opened in the host for one operation at a time. Without it
+//! the host serves plaintext frames and reports ciphered ones as missing their key.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -7,8 +13,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ami_ingest::{Ingest, IngestConfig};
-use ami_plugin_host::MemoryKeyStore;
-use anyhow::{Result, bail};
+use ami_hes::{AnyStore, KeyVault, LocalMasterKey, MasterKeySource, RegistryStore};
+use ami_plugin_host::{KeyStore, MemoryKeyStore};
+use anyhow::{Context, Result, bail};
+use tokio::sync::watch;
 
 use crate::paths::PathArgs;
 use crate::platform::{BusArgs, runtime, stop_on_signal};
@@ -33,6 +41,60 @@ pub struct HostArgs {
     /// Write counters (OpenMetrics text) to this file with every status line.
     #[arg(long)]
     metrics_file: Option<std::path::PathBuf>,
+    /// The HES registry database holding the meters' sealed keys (postgres://... or
+    /// sqlite:<path>); needs the HES master key in AMI_HES_MASTER_KEY(_FILE).
+    #[arg(long, env = "AMI_HES_DATABASE_URL")]
+    keys_database_url: Option<String>,
+    /// Seconds between re-reads of the HES keys (rotations, new meters).
+    #[arg(long, default_value_t = 30)]
+    keys_refresh_s: u64,
+}
+
+/// The host's key store: the HES's keys when a database is named, else none.
+async fn key_store(
+    args: &HostArgs,
+    stop: &watch::Receiver<bool>,
+) -> Result<(Arc<dyn KeyStore>, String)> {
+    let Some(url) = &args.keys_database_url else {
+        return Ok((
+            Arc::new(MemoryKeyStore::new()),
+            "no key store (ciphered frames fail as missing their key)".into(),
+        ));
+    };
+    let master = MasterKeySource::from_env()?;
+    let wrapper = Arc::new(LocalMasterKey::from_source(&master)?);
+    let store = Arc::new(
+        AnyStore::open(url, 2)
+            .await
+            .context("opening the HES key store")?,
+    );
+    store
+        .migrate()
+        .await
+        .context("the HES key store's schema")?;
+    let vault = Arc::new(KeyVault::new(store, wrapper));
+    let n = vault
+        .load()
+        .await
+        .context("loading the HES keys (is the master key the HES's?)")?;
+    let provider = vault.provider();
+    let every = Duration::from_secs(args.keys_refresh_s.max(1));
+    let mut stop = stop.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+            if let Err(e) = vault.load().await {
+                eprintln!("ami host: re-reading the HES keys failed, keeping the last ones: {e}");
+            }
+        }
+    });
+    Ok((
+        Arc::new(provider),
+        format!("{n} keys from the HES key store, re-read every {}s", every.as_secs()),
+    ))
 }
 
 /// Runs `ami host`.
@@ -46,9 +108,9 @@ pub fn run(args: HostArgs, paths: &PathArgs) -> Result<ExitCode> {
         bail!("--batch and --decode-chunk must be above zero");
     }
     runtime()?.block_on(async move {
-        // Keys come from the HES key store when it runs; on its own the host serves plaintext
-        // frames and reports ciphered ones as missing their key.
-        let host = Arc::new(paths.host(Arc::new(MemoryKeyStore::new()))?);
+        let (_stop_tx, stop) = stop_on_signal();
+        let (keys, keys_note) = key_store(&args, &stop).await?;
+        let host = Arc::new(paths.host(keys)?);
         let bus = args.bus.connect(0).await?;
         let ingest = Ingest::new(
             bus.clone(),
@@ -61,9 +123,8 @@ pub fn run(args: HostArgs, paths: &PathArgs) -> Result<ExitCode> {
             },
         );
         let stats = ingest.stats();
-        let (_stop_tx, stop) = stop_on_signal();
         println!(
-            "ami host: consuming {} as {} with decoders {}; Ctrl-C stops",
+            "ami host: consuming {} as {} with decoders {}; {keys_note}; Ctrl-C stops",
             bus.topology().raw_all(),
             args.durable,
             host.plugins()

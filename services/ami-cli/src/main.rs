@@ -3,7 +3,7 @@
 //! Plugin tooling for vendors (`ami plugin new|build|sign|keygen|inspect|test|list`), frame
 //! decoding through the installed decoder components (`ami decode`), benchmarks
 //! (`ami bench plugins`, `ami bench ingest`), the host runtime's ingest role (`ami host`) and
-//! the single-machine platform (`ami up`), the MDMS (`ami mdms`) and the head-end (`ami hes`).
+//! the single-machine platform (`ami up`), the fleet simulator (`ami sim`), the MDMS (`ami mdms`) and the head-end (`ami hes`).
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -19,6 +19,7 @@ mod paths;
 mod platform;
 mod plugin_cmd;
 mod scaffold;
+mod sim_cmd;
 mod up;
 
 /// ami: a WebAssembly-based, cloud-native Advanced Metering Infrastructure platform.
@@ -47,6 +48,8 @@ enum Command {
     Host(host_cmd::HostArgs),
     /// The Meter Data Management System: readings into the store, VEE, bills, gRPC ami.mdms.v1.
     Mdms(mdms_cmd::MdmsArgs),
+    /// The meter fleet simulator as an edge adapter on NATS, obeying signed commands.
+    Sim(sim_cmd::SimArgs),
     /// The head-end system: registry, keys, events, outages and commands, gRPC ami.hes.v1.
     Hes(hes_cmd::HesArgs),
 }
@@ -78,5 +81,6 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Host(a) => host_cmd::run(a, &cli.paths),
         Command::Mdms(a) => mdms_cmd::run(a, &cli.paths),
         Command::Hes(a) => hes_cmd::run(a),
+        Command::Sim(a) => sim_cmd::run(a),
     }
 }

@@ -3,12 +3,15 @@
 //! The meter fleet simulator (DSMR, DLMS, wireless M-Bus and IEC 62056-21 meters, ciphered
 //! where the protocol allows, with their keys in the host's key store) feeds an adapter, whose
 //! spool forwards the frames to the bus; the ingest role decodes them with the installed
-//! decoder components; a readings consumer keeps the latest value per meter and register, and
-//! events and dead letters are counted and shown. Without `NATS_URL` everything runs over the
+//! decoder components; the MDMS role stores every reading in its embedded store (SQLite under
+//! `AMI_HOME`, or `--mdms-store`) and serves `ami.mdms.v1` over gRPC; a readings consumer keeps
+//! the latest value per meter and register for the status line, and events and dead letters are
+//! counted and shown. Without `NATS_URL` everything runs over the
 //! in-process bus; with it, the same roles use NATS JetStream (and `nats sub 'ami.>'` shows the
 //! traffic).
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -17,6 +20,11 @@ use std::time::{Duration, Instant};
 use ami_adapter::{Adapter, AdapterConfig, SpoolFrame};
 use ami_bus::{Bus, ConsumerSettings, EventMessage, ReadingsMessage, StreamKind, header};
 use ami_ingest::{Ingest, IngestConfig};
+use ami_mdms::auth::Auth;
+use ami_mdms::server::{Api, serve};
+use ami_mdms::vee::RuleSets;
+use ami_mdms::{ConsumeStats, Mdms, ReadingsConsumer};
+use ami_mdms_store::{AnyStore, MeterDataStore};
 use ami_plugin_host::MemoryKeyStore;
 use ami_sim::{Fleet, FleetConfig};
 use anyhow::{Context, Result, bail};
@@ -51,6 +59,13 @@ pub struct UpArgs {
     /// Write the plugins' and pipeline's counters (OpenMetrics text) to this file every tick.
     #[arg(long)]
     metrics_file: Option<std::path::PathBuf>,
+    /// Where the MDMS role serves `ami.mdms.v1` (open, one machine; port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:50052")]
+    mdms_listen: SocketAddr,
+    /// The MDMS role's store: postgres://user@host/db or sqlite:<path>
+    /// [default: sqlite:$AMI_HOME/mdms.db].
+    #[arg(long, env = "AMI_MDMS_STORE")]
+    mdms_store: Option<String>,
     #[command(flatten)]
     bus: BusArgs,
 }
@@ -141,13 +156,19 @@ async fn up(args: UpArgs, paths: &PathArgs) -> Result<ExitCode> {
         bus.topology().root(),
         bus.topology().root()
     );
+    let (stop_tx, stop) = stop_on_signal();
+    let mdms = start_mdms(&args, &bus, &host, &stop).await?;
+    println!(
+        "  -> MDMS: readings stored in {} (VEE and billing over the stored data); gRPC ami.mdms.v1 on {} (open on this machine; reflection on): `grpcurl -plaintext {} list`",
+        mdms.store_url, mdms.addr, mdms.addr
+    );
     println!("  one status line per tick; Ctrl-C stops (or --ticks N)");
 
-    let (stop_tx, stop) = stop_on_signal();
     let store = Arc::new(Mutex::new(Store::default()));
     let ingest = Ingest::new(bus.clone(), Arc::clone(&host), IngestConfig::default());
     let ingest_stats = ingest.stats();
-    let mut tasks = Vec::new();
+    let mut tasks = mdms.tasks;
+    let mdms_stats = mdms.stats;
     {
         let (a, b, s) = (adapter.clone(), bus.clone(), stop.clone());
         tasks.push(tokio::spawn(async move { a.forward(b, s).await }));
@@ -196,7 +217,7 @@ async fn up(args: UpArgs, paths: &PathArgs) -> Result<ExitCode> {
         if let Err(e) = adapter.accept(frames) {
             eprintln!("ami up: adapter refused frames: {e}");
         }
-        status(tick, sim_ms, sent, &adapter, &ingest_stats, &store);
+        status(tick, sim_ms, sent, &adapter, &ingest_stats, &store, &mdms_stats);
         if let Some(path) = &args.metrics_file {
             let text = format!(
                 "{}{}{}",
@@ -216,10 +237,14 @@ async fn up(args: UpArgs, paths: &PathArgs) -> Result<ExitCode> {
     while !*stop.borrow() && Instant::now() < drain_until {
         let handled = ingest_stats.decoded.load(Ordering::Relaxed)
             + ingest_stats.dead.load(Ordering::Relaxed);
-        let done = handled >= sent && {
-            let s = lock(&store);
-            s.dead >= ingest_stats.dead.load(Ordering::Relaxed)
-        };
+        let done = handled >= sent
+            && mdms_stats.readings.load(Ordering::Relaxed)
+                >= ingest_stats.readings.load(Ordering::Relaxed)
+            && {
+                let s = lock(&store);
+                s.dead >= ingest_stats.dead.load(Ordering::Relaxed)
+                    && s.readings >= ingest_stats.readings.load(Ordering::Relaxed)
+            };
         if done && adapter.pending() == 0 {
             break;
         }
@@ -238,7 +263,90 @@ async fn up(args: UpArgs, paths: &PathArgs) -> Result<ExitCode> {
         s.events.values().sum::<u64>(),
         s.dead
     );
+    println!(
+        "mdms: {} readings stored ({} new, {} already stored, {} versions) in {}, {} dead letters",
+        mdms_stats.readings.load(Ordering::Relaxed),
+        mdms_stats.inserted.load(Ordering::Relaxed),
+        mdms_stats.duplicates.load(Ordering::Relaxed),
+        mdms_stats.conflicts.load(Ordering::Relaxed),
+        mdms.store_url,
+        mdms_stats.dead.load(Ordering::Relaxed),
+    );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The MDMS role of `ami up`, running.
+struct MdmsRole {
+    store_url: String,
+    addr: SocketAddr,
+    stats: Arc<ConsumeStats>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Opens the MDMS store, starts its readings consumer and its gRPC API (both stop with `stop`).
+async fn start_mdms(
+    args: &UpArgs,
+    bus: &Bus,
+    host: &Arc<ami_plugin_host::Host>,
+    stop: &watch::Receiver<bool>,
+) -> Result<MdmsRole> {
+    let store_url = match &args.mdms_store {
+        Some(s) => s.clone(),
+        None => {
+            let home = ami_home();
+            std::fs::create_dir_all(&home)
+                .with_context(|| format!("creating {}", home.display()))?;
+            format!("sqlite:{}", home.join("mdms.db").display())
+        }
+    };
+    let shown = store_url
+        .split('@')
+        .next_back()
+        .unwrap_or(&store_url)
+        .to_owned();
+    let store = Arc::new(
+        AnyStore::open(&store_url, 8)
+            .await
+            .with_context(|| format!("opening the MDMS store {shown}"))?,
+    );
+    store.migrate().await.context("migrating the MDMS store")?;
+    let mdms = Arc::new(Mdms::new(
+        Arc::clone(&store),
+        Arc::clone(host),
+        RuleSets::standard(),
+        28,
+    ));
+    let consumer = ReadingsConsumer::new(bus.clone(), store, "ami-up-mdms", 1000);
+    let stats = consumer.stats();
+    let listener = tokio::net::TcpListener::bind(args.mdms_listen)
+        .await
+        .with_context(|| format!("MDMS gRPC on {}", args.mdms_listen))?;
+    let addr = listener.local_addr()?;
+    let consuming = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if let Err(e) = consumer.run(stop).await {
+                eprintln!("ami up: MDMS consumer stopped: {e}");
+            }
+        })
+    };
+    let serving = {
+        let mut stop = stop.clone();
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        tokio::spawn(async move {
+            if let Err(e) = serve(Api::new(mdms, Auth::Open), listener, shutdown).await {
+                eprintln!("ami up: MDMS API stopped: {e}");
+            }
+        })
+    };
+    Ok(MdmsRole {
+        store_url: shown,
+        addr,
+        stats,
+        tasks: vec![consuming, serving],
+    })
 }
 
 fn status(
@@ -248,6 +356,7 @@ fn status(
     adapter: &Adapter,
     ingest: &ami_ingest::IngestStats,
     store: &Mutex<Store>,
+    mdms: &ConsumeStats,
 ) {
     let s = lock(store);
     let sample = s
@@ -273,11 +382,12 @@ fn status(
         )
     };
     println!(
-        "tick {tick:>4} {} | sent {sent} spooled {} decoded {} readings {} events {}{events} dead {} | meters {}{sample}",
+        "tick {tick:>4} {} | sent {sent} spooled {} decoded {} readings {} stored {} events {}{events} dead {} | meters {}{sample}",
         ami_domain::time::rfc3339(sim_ms),
         adapter.pending(),
         ingest.decoded.load(Ordering::Relaxed),
         s.readings,
+        mdms.readings.load(Ordering::Relaxed),
         s.events.values().sum::<u64>(),
         s.dead,
         s.latest.len(),

@@ -335,6 +335,8 @@ fn integration_cli_up_runs_the_fleet_through_the_decoder() {
             "50",
             "--metrics-file",
             metrics.to_str().unwrap(),
+            "--mdms-listen",
+            "127.0.0.1:0",
         ],
     );
     let text = stdout(&out);
@@ -354,6 +356,20 @@ fn integration_cli_up_runs_the_fleet_through_the_decoder() {
         "every frame sent is decoded: {stopped}"
     );
     assert!(stopped.ends_with(" 0 dead letters"), "{stopped}");
+    // The MDMS role stored every reading the pipeline published, in its embedded store.
+    let mdms = text
+        .lines()
+        .find(|l| l.starts_with("mdms: "))
+        .unwrap_or_else(|| panic!("{text}"));
+    let stored: Vec<u64> = mdms
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(numbers[2] > 0, "{stopped}");
+    assert_eq!(stored[0], numbers[2], "{mdms} / {stopped}");
+    assert_eq!(stored[1], numbers[2], "every reading is new: {mdms}");
+    assert!(mdms.ends_with(" 0 dead letters"), "{mdms}");
+    assert!(home.path().join("mdms.db").exists(), "{mdms}");
     let m = std::fs::read_to_string(&metrics).unwrap();
     for plugin in ["dsmr", "dlms", "mbus", "iec62056-21"] {
         assert!(
