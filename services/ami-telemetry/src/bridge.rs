@@ -38,7 +38,8 @@ pub fn from_span_context(sc: &SpanContext) -> Option<TraceContext> {
 }
 
 /// Makes `parent` (from a consumed message's headers) the parent of `span`, so the span joins
-/// the sender's trace. Call it right after creating the span, before entering it.
+/// the sender's trace. Call it right after creating the span, before entering it or asking
+/// for its context (either starts it).
 ///
 /// Without an OpenTelemetry layer (no OTLP endpoint), or for a span the filter disabled, there
 /// is nothing to join and this does nothing. It fails only when the span has already started.
@@ -84,14 +85,17 @@ mod tests {
             sampled: false,
             ..tc
         };
-        assert_eq!(from_span_context(&to_span_context(&unsampled)), Some(unsampled));
+        assert_eq!(
+            from_span_context(&to_span_context(&unsampled)),
+            Some(unsampled)
+        );
         assert_eq!(from_span_context(&SpanContext::empty_context()), None);
     }
 
     #[test]
     fn a_span_joins_the_trace_of_its_message_and_hands_on_a_new_span_id() {
-        let parent = TraceContext::parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
-            .unwrap();
+        let parent =
+            TraceContext::parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01").unwrap();
         tracing::subscriber::with_default(otel_subscriber(), || {
             let span = tracing::info_span!("decode");
             set_parent_from(&span, &parent).unwrap();
@@ -114,7 +118,10 @@ mod tests {
 
     #[test]
     fn without_an_otel_layer_there_is_no_context_and_no_error() {
-        let (subscriber, guard) = TelemetryConfig::new("test").with_fmt(false).build().unwrap();
+        let (subscriber, guard) = TelemetryConfig::new("test")
+            .with_fmt(false)
+            .build()
+            .unwrap();
         assert!(!guard.is_exporting());
         tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!("decode");

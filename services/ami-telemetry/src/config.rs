@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
+use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::Subscriber;
@@ -99,11 +99,10 @@ impl TelemetryConfig {
     /// With an endpoint this starts the exporter's own small runtime and the SDK's batch
     /// thread; it needs no runtime of the caller's. Without one it starts nothing.
     pub fn build(&self) -> Result<(BoxSubscriber, TelemetryGuard), TelemetryError> {
-        let filter =
-            EnvFilter::try_new(&self.log_filter).map_err(|e| TelemetryError::Filter {
-                filter: self.log_filter.clone(),
-                reason: e.to_string(),
-            })?;
+        let filter = EnvFilter::try_new(&self.log_filter).map_err(|e| TelemetryError::Filter {
+            filter: self.log_filter.clone(),
+            reason: e.to_string(),
+        })?;
         let fmt = self
             .fmt
             .then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));

@@ -39,12 +39,16 @@
 //! A `tracing` global subscriber can be set once per process: tests use
 //! [`TelemetryConfig::build`] and [`tracing::subscriber::with_default`] instead of [`init`].
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 mod bridge;
 mod config;
 mod error;
 mod guard;
 
-pub use bridge::{context_of, current_context, from_span_context, set_parent_from, to_span_context};
+pub use bridge::{
+    context_of, current_context, from_span_context, set_parent_from, to_span_context,
+};
 pub use config::{
     BoxSubscriber, DEFAULT_LOG_FILTER, OTEL_EXPORTER_OTLP_ENDPOINT,
     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_SERVICE_NAME, RUST_LOG, TelemetryConfig,

@@ -35,7 +35,10 @@ impl TraceService for Collector {
 /// receiver.
 fn start_collector(
     rt: &tokio::runtime::Runtime,
-) -> (SocketAddr, mpsc::UnboundedReceiver<ExportTraceServiceRequest>) {
+) -> (
+    SocketAddr,
+    mpsc::UnboundedReceiver<ExportTraceServiceRequest>,
+) {
     let (tx, rx) = mpsc::unbounded_channel();
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
