@@ -176,7 +176,15 @@ impl Adapter {
     pub fn accept(&self, mut frames: Vec<SpoolFrame>) -> Result<u64, SpoolError> {
         for f in &mut frames {
             if f.traceparent.is_none() {
-                f.traceparent = Some(TraceContext::new_root().header());
+                // The frame's trace starts here: a span of its own when OpenTelemetry exports,
+                // else a new W3C context that the host continues all the same.
+                let span = tracing::info_span!(
+                    "ami.adapter.receive",
+                    adapter = %self.shared.config.name,
+                    protocol = %f.protocol,
+                );
+                let tc = ami_telemetry::context_of(&span).unwrap_or_else(TraceContext::new_root);
+                f.traceparent = Some(tc.header());
             }
         }
         let n = frames.len() as u64;

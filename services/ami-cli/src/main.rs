@@ -55,14 +55,28 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("AMI_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // Log lines by `AMI_LOG` (default `warn`); spans exported over OTLP when
+    // `OTEL_EXPORTER_OTLP_ENDPOINT` is set, as the process's role (`ami-host`, `ami-mdms` ...).
+    let role = match &cli.command {
+        Command::Plugin(_) => "ami-plugin",
+        Command::Decode(_) => "ami-decode",
+        Command::Bench(_) => "ami-bench",
+        Command::Up(_) => "ami-up",
+        Command::Host(_) => "ami-host",
+        Command::Mdms(_) => "ami-mdms",
+        Command::Hes(_) => "ami-hes",
+        Command::Sim(_) => "ami-sim",
+    };
+    let telemetry = ami_telemetry::TelemetryConfig::from_env(role)
+        .with_log_filter(std::env::var("AMI_LOG").unwrap_or_else(|_| "warn".to_owned()));
+    let _telemetry = match ami_telemetry::init_with(&telemetry) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("ami: telemetry: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -383,6 +383,76 @@ fn integration_cli_up_runs_the_fleet_through_the_decoder() {
 }
 
 #[test]
+fn integration_cli_up_traces_each_frame_from_adapter_to_mdms() {
+    use std::collections::HashMap;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut collector = rt
+        .block_on(ami_telemetry::collector::TestCollector::start())
+        .unwrap();
+    let endpoint = collector.endpoint();
+    let home = home_with_shipped();
+    let out = ami_with(
+        home.path(),
+        &[
+            "up",
+            "--meters",
+            "8",
+            "--ticks",
+            "2",
+            "--rate",
+            "20",
+            "--mdms-listen",
+            "127.0.0.1:0",
+        ],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", Path::new(&endpoint)),
+            ("OTEL_BSP_SCHEDULE_DELAY", Path::new("100")),
+        ],
+    );
+    assert!(out.status.success(), "{}", stdout(&out));
+    // The process flushed its spans on exit; give the collector's task a moment to hand them on.
+    let mut spans = Vec::new();
+    for _ in 0..50 {
+        spans.extend(collector.drain());
+        if spans.iter().any(|s| s.name == "ami.mdms.store") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    spans.extend(collector.drain());
+    assert!(
+        spans
+            .iter()
+            .all(|s| s.service_name.as_deref() == Some("ami-up")),
+        "{spans:?}"
+    );
+    let by_id: HashMap<&[u8], &ami_telemetry::collector::ReceivedSpan> =
+        spans.iter().map(|s| (s.span_id.as_slice(), s)).collect();
+    let named = |n: &'static str| spans.iter().filter(move |s| s.name == n);
+    let decodes: Vec<_> = named("ami.ingest.decode").collect();
+    assert!(decodes.len() >= 16, "a decode span per frame: {}", decodes.len());
+    // Each frame's decode continues the trace its adapter span started.
+    for d in &decodes {
+        let parent = by_id
+            .get(d.parent_span_id.as_slice())
+            .unwrap_or_else(|| panic!("decode span without its adapter span: {d:?}"));
+        assert_eq!(parent.name, "ami.adapter.receive");
+        assert!(parent.parent_span_id.is_empty(), "the adapter span is the root");
+        assert_eq!(parent.trace_id, d.trace_id);
+    }
+    // The MDMS stores each readings message under the decode span of its frame.
+    let stores: Vec<_> = named("ami.mdms.store").collect();
+    assert!(!stores.is_empty());
+    for s in &stores {
+        let parent = by_id
+            .get(s.parent_span_id.as_slice())
+            .unwrap_or_else(|| panic!("store span without its decode span: {s:?}"));
+        assert_eq!(parent.name, "ami.ingest.decode");
+        assert_eq!(parent.trace_id, s.trace_id);
+    }
+}
+
+#[test]
 fn integration_cli_decode_encrypted_dlms_keys_stay_in_the_host() {
     let home = home_with_shipped();
     let vectors = ami_vectors_line("dlms_cosem-wrapper-glo-cipher-6");

@@ -10,6 +10,25 @@ use ami_bus::trace::TraceContext;
 use ami_bus::{EventMessage, Message, RawFrame, ReadingsMessage, Topology, WireReading};
 use ami_plugin_host::{FrameFailure, Host, InputFrame, Plugin};
 
+/// The trace context of a decoded frame's outputs: a span `ami.ingest.decode` whose parent
+/// is the frame's `traceparent` (set by the adapter), exported when OpenTelemetry is on; else
+/// a child of the frame's context, so the trace still runs on through the outputs' headers.
+fn frame_trace(f: &RawFrame, meter: &str, plugin: &str) -> Option<String> {
+    let parent = f.traceparent.as_deref().and_then(TraceContext::parse)?;
+    let span = tracing::info_span!(
+        "ami.ingest.decode",
+        frame = %f.id,
+        protocol = %f.protocol,
+        meter = %meter,
+        plugin = %plugin,
+    );
+    if ami_telemetry::set_parent_from(&span, &parent).is_err() {
+        return Some(parent.child().header());
+    }
+    let tc = ami_telemetry::context_of(&span).unwrap_or_else(|| parent.child());
+    Some(tc.header())
+}
+
 /// What one batch made.
 #[derive(Debug, Default)]
 pub struct BatchOutput {
@@ -104,11 +123,7 @@ pub fn decode_batch(
                     ));
                     continue;
                 };
-                let trace = f
-                    .traceparent
-                    .as_deref()
-                    .and_then(TraceContext::parse)
-                    .map(|t| t.child().header());
+                let trace = frame_trace(f, &meter, &plugin);
                 out.decoded += 1;
                 out.readings += decoded.readings.len() as u64;
                 out.events += decoded.events.len() as u64;

@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ami_bus::envelope::{DeadKind, ReadingsMessage, dead_letter};
-use ami_bus::{Bus, ConsumerSettings, Delivery, Message, StreamKind};
+use ami_bus::trace::TraceContext;
+use ami_bus::{Bus, ConsumerSettings, Delivery, Message, StreamKind, header};
 use ami_mdms_store::{AnyStore, Catalog, IntervalReading, MeterDataStore, StoreError};
 use tokio::sync::{Mutex, watch};
 
@@ -130,6 +131,25 @@ impl ReadingsConsumer {
         }
         let rows: Vec<IntervalReading> =
             parsed.iter().flat_map(|(_, r)| r.iter().cloned()).collect();
+        // One span per message, child of the trace its frame started at the adapter; each
+        // ends when the batch is committed and acknowledged.
+        let _spans: Vec<tracing::Span> = parsed
+            .iter()
+            .filter_map(|(i, _)| {
+                let parent = deliveries[*i]
+                    .message
+                    .headers
+                    .get(header::TRACEPARENT)
+                    .and_then(TraceContext::parse)?;
+                let span = tracing::info_span!(
+                    "ami.mdms.store",
+                    meter = deliveries[*i].message.headers.get(header::METER).unwrap_or(""),
+                    batch = deliveries.len(),
+                );
+                ami_telemetry::set_parent_from(&span, &parent).ok()?;
+                Some(span)
+            })
+            .collect();
         let started = Instant::now();
         match self.store.ingest(&rows).await {
             Ok(report) => self.count(&report, rows.len()),

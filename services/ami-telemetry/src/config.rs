@@ -9,6 +9,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::Subscriber;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 
 use crate::{TelemetryError, TelemetryGuard};
@@ -103,22 +104,25 @@ impl TelemetryConfig {
             filter: self.log_filter.clone(),
             reason: e.to_string(),
         })?;
-        let fmt = self
-            .fmt
-            .then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
+        // The log filter is the log lines' own: spans at `info` and above go to the exporter
+        // whatever the logs show, so a quiet process (`warn`) is still traced.
+        let fmt = self.fmt.then(|| {
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter)
+        });
         let (otel, guard) = match &self.otlp_endpoint {
             None => (None, TelemetryGuard::empty()),
             Some(endpoint) => {
                 let (provider, runtime) = self.exporting_provider(endpoint)?;
                 let tracer = provider.tracer("ami-telemetry");
-                let layer = tracing_opentelemetry::layer().with_tracer(tracer);
+                let layer = tracing_opentelemetry::layer()
+                    .with_tracer(tracer)
+                    .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
                 (Some(layer), TelemetryGuard::new(provider, runtime))
             }
         };
-        let subscriber = tracing_subscriber::registry()
-            .with(filter)
-            .with(fmt)
-            .with(otel);
+        let subscriber = tracing_subscriber::registry().with(fmt).with(otel);
         Ok((Box::new(subscriber), guard))
     }
 

@@ -42,6 +42,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod bridge;
+#[cfg(feature = "test-collector")]
+pub mod collector;
 mod config;
 mod error;
 mod guard;
