@@ -11,7 +11,7 @@
 //!
 //! Start-up opens the database (`postgres://` or `sqlite:`), applies the migrations, loads the
 //! master key and checks every stored key opens under it (a wrong master key stops the start
-//! with [`HesError::KeyUnwrap`]), loads the tokens, then binds. While serving, it ticks the
+//! with [`HesError::KeyUnwrap`]), loads the tokens, takes back the open outages, then binds. While serving, it ticks the
 //! outage detector every second, retires keys past their grace period, reloads the key
 //! provider (changes made by other replicas), and consumes the events stream when a bus is
 //! configured. With a bus, it also runs the command engine ([`crate::commands`]), which needs
@@ -187,13 +187,6 @@ pub async fn bind(config: ServerConfig) -> Result<Bound> {
     store.migrate().await?;
     let vault = Arc::new(KeyVault::new(store.clone(), master).with_grace(config.key_grace));
     let keys = vault.load().await?;
-    let pinger = config.pinger.clone().unwrap_or_else(|| Arc::new(NoPinger));
-    let outages = Arc::new(OutageDetector::new(
-        store.clone(),
-        pinger,
-        config.outage.clone(),
-    ));
-    let events = Arc::new(EventHub::new(store.clone(), outages));
     let commands = match &config.bus {
         None => None,
         Some(bus) => {
@@ -217,6 +210,10 @@ pub async fn bind(config: ServerConfig) -> Result<Bound> {
             Some(Arc::new(commands))
         }
     };
+    let pinger = config.pinger.clone().unwrap_or_else(|| Arc::new(NoPinger));
+    let outages =
+        Arc::new(OutageDetector::open(store.clone(), pinger, config.outage.clone()).await?);
+    let events = Arc::new(EventHub::new(store.clone(), outages));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| HesError::Transport(format!("bind {}: {e}", config.listen)))?;
@@ -592,7 +589,7 @@ impl v1::outage_service_server::OutageService for Api {
         req: Request<v1::ListOutagesRequest>,
     ) -> std::result::Result<Response<v1::ListOutagesResponse>, Status> {
         let active = req.into_inner().active_only;
-        let outages = self.hes.events.outages().outages(active).await;
+        let outages = self.hes.events.outages().outages(active).await?;
         Ok(Response::new(v1::ListOutagesResponse {
             outages: outages.into_iter().map(Into::into).collect(),
         }))
