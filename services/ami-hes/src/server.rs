@@ -17,6 +17,8 @@
 //! configured. With a bus, it also runs the command engine ([`crate::commands`]), which needs
 //! the signing key ([`ServerConfig::signing_key`]): a bus without one stops the start with
 //! [`HesError::Config`]. The verifying key is logged at start and served by `GetSigningKey`.
+//! Outages are then confirmed by on-demand reads through the engine
+//! ([`crate::commands::CommandPinger`]) unless [`ServerConfig::pinger`] names another pinger.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,7 +32,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::auth::{AuthLayer, Authorizer, Principal, TokenSource};
-use crate::commands::{Commands, SigningKeySource};
+use crate::commands::{CommandPinger, Commands, SigningKeySource};
 use crate::error::{HesError, Result};
 use crate::events::EventHub;
 use crate::keys::{KeyBytes, KeyVault, KeyWrapper, LocalMasterKey, MasterKeySource};
@@ -61,8 +63,11 @@ pub struct ServerConfig {
     pub bus: Option<Bus>,
     /// The durable consumer name on the events stream (replicas share it).
     pub consumer: String,
-    /// How outages are confirmed (`None`: [`NoPinger`]).
+    /// How outages are confirmed (`None`: a [`CommandPinger`] when commands are on, else
+    /// [`NoPinger`]).
     pub pinger: Option<Arc<dyn Pinger>>,
+    /// How long a meter has to answer an outage ping (an on-demand read).
+    pub ping_timeout: Duration,
     /// The Ed25519 key commands are signed with; required when [`ServerConfig::bus`] is set.
     pub signing_key: Option<SigningKeySource>,
     /// Retries, deadlines and limits of the command engine.
@@ -117,6 +122,7 @@ impl ServerConfig {
             bus: None,
             consumer: "ami-hes".into(),
             pinger: None,
+            ping_timeout: crate::commands::DEFAULT_PING_TIMEOUT,
             signing_key: None,
             commands: ami_commands::EngineConfig::default(),
         }
@@ -210,7 +216,12 @@ pub async fn bind(config: ServerConfig) -> Result<Bound> {
             Some(Arc::new(commands))
         }
     };
-    let pinger = config.pinger.clone().unwrap_or_else(|| Arc::new(NoPinger));
+    // Outages are confirmed by on-demand reads when commands are on.
+    let pinger: Arc<dyn Pinger> = match (&config.pinger, &commands) {
+        (Some(p), _) => p.clone(),
+        (None, Some(c)) => Arc::new(CommandPinger::new(c.clone(), config.ping_timeout)),
+        (None, None) => Arc::new(NoPinger),
+    };
     let outages =
         Arc::new(OutageDetector::open(store.clone(), pinger, config.outage.clone()).await?);
     let events = Arc::new(EventHub::new(store.clone(), outages));
