@@ -22,16 +22,21 @@
 //! On the in-process bus, start the downlink before commands are sent to it: that bus keeps
 //! only what some existing consumer has still to read.
 //!
-//! The de-duplication memory is bounded ([`DownlinkConfig::remember`]) and lives in the
-//! process: after a restart a re-delivered command reaches the meter again, which is why meter
-//! commands are made idempotent or self-describing (a relay already open stays open, a
+//! The de-duplication memory is bounded ([`DownlinkConfig::remember`]). Made with
+//! [`Downlink::open`], it is also kept on disk in the adapter's state directory (see
+//! [`crate::replay`]): a restarted adapter still refuses a replayed id and answers a
+//! re-delivered command from its recorded answer, without carrying it out again. Made with
+//! [`Downlink::new`], it lives in the process only. Either way a command that was carried out
+//! but whose answer was not recorded (a crash in between) reaches the meter again, which is why
+//! meter commands are made idempotent or self-describing (a relay already open stays open, a
 //! firmware block out of order is refused with the block the meter expects, and the head-end
-//! resumes from there); the deadline bounds how long a replay can matter. Refusals for
-//! signature problems are never remembered, so a forged message cannot block a genuine
-//! command's id.
+//! resumes from there); the deadline bounds how long a replay can matter, and entries past it
+//! are dropped. Refusals for signature problems are never remembered, so a forged message
+//! cannot block a genuine command's id.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -43,6 +48,8 @@ use ami_bus::command::{
 use ami_bus::{Bus, BusError, ConsumerSettings, Delivery, Message, StreamKind, header};
 use ed25519_dalek::VerifyingKey;
 use tokio::sync::watch;
+
+use crate::replay::{Entry, Journal, JournalError, digest};
 
 /// Why a meter link could not carry out a command.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -127,18 +134,15 @@ pub struct DownlinkStats {
     pub refused: AtomicU64,
     /// Failed attempts to publish acks or to acknowledge messages.
     pub bus_errors: AtomicU64,
-}
-
-#[derive(Debug)]
-struct Seen {
-    content: Vec<u8>,
-    answer: Option<(AckStatus, Option<AckResult>)>,
+    /// Failed writes of the on-disk memory of command ids.
+    pub journal_errors: AtomicU64,
 }
 
 #[derive(Debug, Default)]
 struct Memory {
-    by_id: HashMap<String, Seen>,
+    by_id: HashMap<String, Entry>,
     order: VecDeque<String>,
+    journal: Option<Journal>,
 }
 
 /// A downlink for one adapter.
@@ -173,7 +177,7 @@ enum Plan {
 }
 
 impl<L: MeterLink> Downlink<L> {
-    /// A downlink handing commands to `link`.
+    /// A downlink handing commands to `link`, remembering command ids in the process only.
     pub fn new(config: DownlinkConfig, link: Arc<L>) -> Self {
         Downlink {
             config,
@@ -181,6 +185,30 @@ impl<L: MeterLink> Downlink<L> {
             memory: Mutex::new(Memory::default()),
             stats: DownlinkStats::default(),
         }
+    }
+
+    /// A downlink handing commands to `link`, remembering command ids and their answers in
+    /// `state_dir` as well (created if missing), and taking back what an earlier run there
+    /// remembered.
+    pub fn open(
+        config: DownlinkConfig,
+        link: Arc<L>,
+        state_dir: &Path,
+    ) -> Result<Self, JournalError> {
+        let (journal, entries) = Journal::open(state_dir, now_ms(), config.remember)?;
+        let mut memory = Memory::default();
+        for (id, e) in entries {
+            memory.order.push_back(id.clone());
+            memory.by_id.insert(id, e);
+        }
+        memory.journal = Some(journal);
+        tracing::info!(adapter = %config.adapter, remembered = memory.order.len(), "downlink memory taken back");
+        Ok(Downlink {
+            config,
+            link,
+            memory: Mutex::new(memory),
+            stats: DownlinkStats::default(),
+        })
     }
 
     /// Its counters.
@@ -390,11 +418,11 @@ impl<L: MeterLink> Downlink<L> {
             };
             return refuse(req.id.clone(), req.meter.clone(), reason, e.to_string());
         }
-        let content = req.signing_bytes();
+        let content = digest(&req.signing_bytes());
         {
             let mut mem = self.memory();
             match mem.by_id.get(&req.id) {
-                Some(seen) if seen.content != content => {
+                Some(seen) if seen.digest != content => {
                     drop(mem);
                     return refuse(
                         req.id.clone(),
@@ -403,7 +431,7 @@ impl<L: MeterLink> Downlink<L> {
                         format!("command id {} was used before for another command", req.id),
                     );
                 }
-                Some(Seen {
+                Some(Entry {
                     answer: Some((status, result)),
                     ..
                 }) => {
@@ -420,19 +448,24 @@ impl<L: MeterLink> Downlink<L> {
                 }
                 Some(_) => {}
                 None => {
-                    mem.by_id.insert(
-                        req.id.clone(),
-                        Seen {
-                            content,
-                            answer: None,
-                        },
-                    );
+                    let entry = Entry {
+                        digest: content,
+                        deadline_ms: req.deadline_ms,
+                        answer: None,
+                    };
+                    if let Some(j) = mem.journal.as_mut()
+                        && let Err(e) = j.seen(&req.id, &entry)
+                    {
+                        self.journal_failed(&e);
+                    }
+                    mem.by_id.insert(req.id.clone(), entry);
                     mem.order.push_back(req.id.clone());
                     while mem.order.len() > self.config.remember.max(1) {
                         if let Some(old) = mem.order.pop_front() {
                             mem.by_id.remove(&old);
                         }
                     }
+                    self.maybe_compact(&mut mem);
                 }
             }
         }
@@ -464,8 +497,49 @@ impl<L: MeterLink> Downlink<L> {
         {
             return;
         }
-        if let Some(seen) = self.memory().by_id.get_mut(id) {
-            seen.answer = Some((status.clone(), result.clone()));
+        let mut mem = self.memory();
+        let answer = (status.clone(), result.clone());
+        if let Some(j) = mem.journal.as_mut()
+            && let Err(e) = j.answer(id, &answer)
+        {
+            self.journal_failed(&e);
+        }
+        if let Some(seen) = mem.by_id.get_mut(id) {
+            seen.answer = Some(answer);
+        }
+    }
+
+    fn journal_failed(&self, e: &JournalError) {
+        self.stats.journal_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(adapter = %self.config.adapter, error = %e, "downlink memory not written to disk");
+    }
+
+    /// Rewrites the on-disk memory once it holds far more lines than entries, dropping the
+    /// entries whose deadline has passed.
+    fn maybe_compact(&self, mem: &mut Memory) {
+        let live = mem.by_id.len();
+        if !mem
+            .journal
+            .as_ref()
+            .is_some_and(|j| j.wants_compaction(live))
+        {
+            return;
+        }
+        let now = now_ms();
+        let Memory {
+            by_id,
+            order,
+            journal,
+        } = mem;
+        by_id.retain(|_, e| e.deadline_ms >= now);
+        order.retain(|id| by_id.contains_key(id));
+        if let Some(j) = journal.as_mut() {
+            let entries = order
+                .iter()
+                .filter_map(|id| by_id.get(id).map(|e| (id.as_str(), e)));
+            if let Err(e) = j.compact(entries) {
+                self.journal_failed(&e);
+            }
         }
     }
 
@@ -648,6 +722,107 @@ mod tests {
         );
         assert_eq!(dl.stats().duplicates.load(Ordering::Relaxed), 1);
         assert_eq!(dl.stats().refused.load(Ordering::Relaxed), 4);
+    }
+
+    /// Runs a downlink over a fresh in-process bus until `n` acks came back for `msgs`.
+    async fn serve(
+        dl: &Arc<Downlink<Relay>>,
+        msgs: Vec<CommandRequest>,
+        n: usize,
+    ) -> Vec<CommandAck> {
+        let bus = Bus::Local(Arc::new(LocalBus::new(Topology::new("t"), 1000)));
+        acks(&bus, 0).await;
+        let (tx, rx) = watch::channel(false);
+        let task = {
+            let (dl, bus) = (Arc::clone(dl), bus.clone());
+            tokio::spawn(async move { dl.run(bus, rx).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let topo = bus.topology().clone();
+        let msgs = msgs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| r.to_message(&topo, i as u32 + 1))
+            .collect();
+        bus.publish_batch(msgs).await.unwrap();
+        let got = acks(&bus, n).await;
+        tx.send(true).unwrap();
+        task.await.unwrap();
+        got
+    }
+
+    #[tokio::test]
+    async fn a_restarted_downlink_refuses_replays_and_answers_from_its_journal() {
+        let key = SigningKey::from_bytes(&[6; 32]);
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = DownlinkConfig::new("a1", vec![key.verifying_key()]);
+        let link = Arc::new(Relay::default());
+        let good = request("c1", CommandKind::Disconnect, Some(&key));
+        let mut short = request("c2", CommandKind::Disconnect, Some(&key));
+        short.deadline_ms = now_ms() + 300;
+        short.sign(&key);
+        {
+            let dl = Arc::new(Downlink::open(cfg.clone(), Arc::clone(&link), dir.path()).unwrap());
+            let got = serve(&dl, vec![good.clone(), short.clone()], 4).await;
+            assert_eq!(
+                got.iter().filter(|a| a.status.is_final()).count(),
+                2,
+                "{got:?}"
+            );
+            assert_eq!(link.calls.load(Ordering::Relaxed), 2);
+        }
+        // A crash left half a line behind; c2's deadline passes while the adapter is down.
+        let path = dir.path().join(crate::replay::FILE);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut f, br#"{"t":"seen","id":"c9","dig"#).unwrap();
+        drop(f);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+
+        // The restarted adapter: c1 re-delivered gets its recorded answer without reaching the
+        // meter; c1 with other content is a replay; c2 is forgotten (past its deadline).
+        let dl = Arc::new(Downlink::open(cfg.clone(), Arc::clone(&link), dir.path()).unwrap());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("\"c1\"") && !text.contains("\"c2\"") && !text.contains("c9"),
+            "{text}"
+        );
+        let replay = request("c1", CommandKind::Reconnect, Some(&key));
+        let got = serve(&dl, vec![good.clone(), replay], 2).await;
+        let c1: Vec<&CommandAck> = got.iter().filter(|a| a.id == "c1").collect();
+        assert_eq!(c1.len(), 2, "{got:?}");
+        assert!(
+            matches!(c1[0].status, AckStatus::Confirmed { .. }),
+            "{:?}",
+            c1[0]
+        );
+        assert_eq!(c1[0].result, Some(AckResult::Relay { closed: false }));
+        assert!(
+            matches!(
+                c1[1].status,
+                AckStatus::Failed {
+                    reason: FailReason::Replayed,
+                    ..
+                }
+            ),
+            "{:?}",
+            c1[1]
+        );
+        assert_eq!(
+            link.calls.load(Ordering::Relaxed),
+            2,
+            "nothing carried out again"
+        );
+        assert!(*link.open.lock().unwrap(), "the relay stays open");
+        assert_eq!(dl.stats().duplicates.load(Ordering::Relaxed), 1);
+        assert_eq!(dl.stats().journal_errors.load(Ordering::Relaxed), 0);
+
+        // A downlink without the journal would have carried it out again.
+        let forgetful = Arc::new(Downlink::new(cfg, Arc::clone(&link)));
+        serve(&forgetful, vec![good], 2).await;
+        assert_eq!(link.calls.load(Ordering::Relaxed), 3);
     }
 
     /// A link whose meter never answers.

@@ -8,14 +8,17 @@
 //! down, nor when the adapter restarts.
 //!
 //! The [`downlink`] runs the other way: signed commands from the head-end, verified,
-//! de-duplicated and handed to the adapter's [`MeterLink`], answered with acks.
+//! de-duplicated and handed to the adapter's [`MeterLink`], answered with acks; its memory of
+//! command ids survives a restart in the [`replay`] journal.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod downlink;
 pub mod forward;
+pub mod replay;
 pub mod spool;
 
 pub use downlink::{Downlink, DownlinkConfig, DownlinkStats, LinkError, MeterLink};
 pub use forward::{Adapter, AdapterConfig, AdapterStats};
+pub use replay::JournalError;
 pub use spool::{Spool, SpoolError, SpoolFrame, SpoolRecord};

@@ -21,8 +21,15 @@
 //! Store: on a PostgreSQL HES database the engine's [`PgStore`], in the schema `ami_commands`
 //! of the same database (its own migrations, apart from the registry's); on SQLite the
 //! [`MemoryStore`]: commands on the embedded default do not survive a restart.
+//!
+//! Outages: [`CommandPinger`] is the outage detector's [`Pinger`] when commands are on: a meter
+//! answers a ping when an on-demand read through the engine is confirmed in time.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ami_bus::Bus;
@@ -41,6 +48,7 @@ use zeroize::Zeroizing;
 use crate::auth::{Principal, Role};
 use crate::error::{HesError, Result};
 use crate::model::{Meter, MeterStatus};
+use crate::outage::Pinger;
 use crate::proto::v1;
 use crate::server::Api;
 use crate::store::RegistryStore;
@@ -294,6 +302,138 @@ impl Commands {
 
     async fn campaign(&self, who: &ami_commands::Principal, id: &str) -> Result<CampaignReport> {
         Ok(engine!(self, e => e.campaign(who, id).await)?)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pings for the outage detector
+
+/// The name the outage detector's pings go by in the command audit trail.
+pub const PING_PRINCIPAL: &str = "hes-outage";
+
+/// The default time a meter has to answer a ping.
+pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Pings meters with on-demand reads ([`CommandKind::ReadNow`], the cheapest command a meter
+/// answers) through the command engine: a meter answers when its read is confirmed within the
+/// timeout, which is also the read's deadline; a failed or expired read, or none in time, is no
+/// answer. A meter without a route (no adapter, retired) cannot answer. The reads of one ping
+/// run at once, so a ping takes at most the timeout.
+#[derive(Clone)]
+pub struct CommandPinger {
+    commands: Arc<Commands>,
+    timeout: Duration,
+    principal: ami_commands::Principal,
+}
+
+impl fmt::Debug for CommandPinger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CommandPinger")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CommandPinger {
+    /// A pinger over the engine, giving each meter `timeout` to answer.
+    pub fn new(commands: Arc<Commands>, timeout: Duration) -> Self {
+        CommandPinger {
+            commands,
+            timeout,
+            principal: ami_commands::Principal::new(
+                PING_PRINCIPAL,
+                &[ami_commands::Role::Operator],
+            ),
+        }
+    }
+
+    /// The serials of `meters` whose on-demand read was confirmed within the timeout.
+    pub async fn ping_meters(&self, meters: &[Meter]) -> HashSet<String> {
+        let mut answered = HashSet::new();
+        if meters.is_empty() {
+            return answered;
+        }
+        let until = tokio::time::Instant::now() + self.timeout;
+        // Watching before submitting, so that no answer is missed.
+        let mut updates = match self.commands.watch(&self.principal) {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch commands: no ping answered");
+                return answered;
+            }
+        };
+        // Command id -> meter serial, for those still waited for.
+        let mut waiting: HashMap<String, String> = HashMap::new();
+        for m in meters {
+            let target = match target_of(m) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::debug!(meter = %m.serial, error = %e, "meter cannot be pinged");
+                    continue;
+                }
+            };
+            let submit = Submit {
+                target,
+                kind: CommandKind::ReadNow,
+                reason: "outage confirmation ping".into(),
+                deadline: Some(self.timeout),
+            };
+            match self.commands.submit(&self.principal, submit).await {
+                Ok(rec) => {
+                    waiting.insert(rec.id, m.serial.clone());
+                }
+                Err(e) => {
+                    tracing::warn!(meter = %m.serial, error = %e, "ping not submitted")
+                }
+            }
+        }
+        use tokio::sync::broadcast::error::RecvError;
+        while !waiting.is_empty() {
+            match tokio::time::timeout_at(until, updates.recv()).await {
+                Err(_) => break,
+                Ok(Ok(u)) => {
+                    if u.to.is_final()
+                        && let Some(serial) = waiting.remove(&u.id)
+                        && u.to == CommandState::Confirmed
+                    {
+                        answered.insert(serial);
+                    }
+                }
+                Ok(Err(RecvError::Lagged(_))) => self.poll(&mut waiting, &mut answered).await,
+                Ok(Err(RecvError::Closed)) => {
+                    self.poll(&mut waiting, &mut answered).await;
+                    break;
+                }
+            }
+        }
+        answered
+    }
+
+    /// Reads the commands still waited for from the store (the watch stream lost some).
+    async fn poll(&self, waiting: &mut HashMap<String, String>, answered: &mut HashSet<String>) {
+        let ids: Vec<String> = waiting.keys().cloned().collect();
+        for id in ids {
+            match self.commands.get(&self.principal, &id).await {
+                Ok(rec) if rec.state.is_final() => {
+                    if let Some(serial) = waiting.remove(&id)
+                        && rec.state == CommandState::Confirmed
+                    {
+                        answered.insert(serial);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(command = %id, error = %e, "cannot read a ping"),
+            }
+        }
+    }
+}
+
+impl Pinger for CommandPinger {
+    fn ping<'a>(
+        &'a self,
+        meters: &'a [Meter],
+    ) -> Pin<Box<dyn Future<Output = HashSet<String>> + Send + 'a>> {
+        Box::pin(self.ping_meters(meters))
     }
 }
 

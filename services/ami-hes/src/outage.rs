@@ -19,9 +19,12 @@
 //!    until every meter is, then *restored*. Meters of a partially restored outage that sent
 //!    no power-up are pinged after another window, and those answering count as restored.
 //!
-//! Every change of an outage is published to [`OutageDetector::subscribe`]rs. Outages are
-//! held in memory (one detector per HES deployment; they are rebuilt from new events after a
-//! restart).
+//! Every change of an outage is published to [`OutageDetector::subscribe`]rs and written to the
+//! registry store ([`RegistryStore::save_outage`]), which serves the listings. A detector made
+//! with [`OutageDetector::open`] takes the open outages back from the store, so a HES restarted
+//! in the middle of an outage still restores it when the power-ups arrive. Only open outages
+//! stay in memory (one detector per HES deployment); a change the store did not take is kept
+//! and written again at the next [`OutageDetector::tick`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
@@ -47,13 +50,25 @@ pub enum OutageScope {
 }
 
 impl OutageScope {
-    /// The name used in ids.
+    /// Every scope.
+    pub const ALL: [OutageScope; 3] = [
+        OutageScope::Meter,
+        OutageScope::Transformer,
+        OutageScope::Feeder,
+    ];
+
+    /// The name used in ids and in the store.
     pub const fn name(self) -> &'static str {
         match self {
             OutageScope::Meter => "meter",
             OutageScope::Transformer => "transformer",
             OutageScope::Feeder => "feeder",
         }
+    }
+
+    /// The scope of a name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
     }
 }
 
@@ -68,6 +83,31 @@ pub enum OutageState {
     PartiallyRestored,
     /// Every meter is back.
     Restored,
+}
+
+impl OutageState {
+    /// Every state.
+    pub const ALL: [OutageState; 4] = [
+        OutageState::Detected,
+        OutageState::Confirmed,
+        OutageState::PartiallyRestored,
+        OutageState::Restored,
+    ];
+
+    /// The name used in the store.
+    pub const fn name(self) -> &'static str {
+        match self {
+            OutageState::Detected => "detected",
+            OutageState::Confirmed => "confirmed",
+            OutageState::PartiallyRestored => "partially-restored",
+            OutageState::Restored => "restored",
+        }
+    }
+
+    /// The state of a name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
 }
 
 /// One outage.
@@ -210,11 +250,14 @@ struct Pending {
 struct State {
     /// By serial (or the decoder's name of an unregistered meter).
     pending: HashMap<String, Pending>,
-    outages: Vec<Outage>,
-    /// Active outage index of each meter out.
-    by_meter: HashMap<String, usize>,
+    /// The open outages by id, and restored ones until they are written.
+    outages: BTreeMap<String, Outage>,
+    /// The open outage of each meter out.
+    by_meter: HashMap<String, String>,
     /// When each partially restored outage was last pinged.
-    last_restore_ping: HashMap<usize, i64>,
+    last_restore_ping: HashMap<String, i64>,
+    /// Outages changed and not yet written to the store.
+    unsaved: BTreeSet<String>,
 }
 
 /// The outage detector: fed meter events, ticked by the clock.
@@ -249,7 +292,8 @@ fn window_ms(d: Duration) -> i64 {
 }
 
 impl<S: RegistryStore> OutageDetector<S> {
-    /// A detector over the registry, confirming with `pinger`.
+    /// A detector over the registry, confirming with `pinger`, that knows no outage yet (see
+    /// [`OutageDetector::open`] to take back the open ones).
     pub fn new(store: Arc<S>, pinger: Arc<dyn Pinger>, config: OutageConfig) -> Self {
         let (updates, _) = broadcast::channel(1024);
         OutageDetector {
@@ -261,28 +305,77 @@ impl<S: RegistryStore> OutageDetector<S> {
         }
     }
 
+    /// A detector over the registry that takes back the open outages stored there (see
+    /// [`OutageDetector::load`]).
+    pub async fn open(
+        store: Arc<S>,
+        pinger: Arc<dyn Pinger>,
+        config: OutageConfig,
+    ) -> Result<Self> {
+        let d = Self::new(store, pinger, config);
+        let n = d.load().await?;
+        if n > 0 {
+            tracing::info!(open = n, "open outages taken back from the store");
+        }
+        Ok(d)
+    }
+
+    /// Takes the open outages of the store into account: their meters not yet back are out,
+    /// and their power-ups restore them. Returns how many.
+    pub async fn load(&self) -> Result<usize> {
+        let open = self.store.outages(true).await?;
+        let mut st = self.state.lock().await;
+        let n = open.len();
+        for o in open {
+            for m in o.meters.difference(&o.restored) {
+                st.by_meter.insert(m.clone(), o.id.clone());
+                st.pending.remove(m);
+            }
+            st.outages.insert(o.id.clone(), o);
+        }
+        Ok(n)
+    }
+
     /// Every change of every outage from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Outage> {
         self.updates.subscribe()
     }
 
-    /// The outages known, oldest first (only those not fully restored if `active_only`).
-    pub async fn outages(&self, active_only: bool) -> Vec<Outage> {
-        let st = self.state.lock().await;
-        st.outages
-            .iter()
-            .filter(|o| !active_only || o.is_active())
-            .cloned()
-            .collect()
+    /// The outages stored, oldest first: those not fully restored if `active_only`, else the
+    /// most recent ones (see [`RegistryStore::outages`]).
+    pub async fn outages(&self, active_only: bool) -> Result<Vec<Outage>> {
+        {
+            let mut st = self.state.lock().await;
+            self.flush(&mut st).await?;
+        }
+        self.store.outages(active_only).await
     }
 
-    fn emit(&self, o: &Outage, out: &mut Vec<Outage>) {
+    /// Publishes a change and marks it to be written.
+    fn emit(&self, st: &mut State, o: &Outage, out: &mut Vec<Outage>) {
         out.push(o.clone());
+        st.unsaved.insert(o.id.clone());
         let _ = self.updates.send(o.clone());
     }
 
+    /// Writes the changed outages to the store; restored ones then leave the memory.
+    async fn flush(&self, st: &mut State) -> Result<()> {
+        while let Some(id) = st.unsaved.first().cloned() {
+            if let Some(o) = st.outages.get(&id) {
+                self.store.save_outage(o).await?;
+                if !o.is_active() {
+                    st.outages.remove(&id);
+                    st.last_restore_ping.remove(&id);
+                }
+            }
+            st.unsaved.remove(&id);
+        }
+        Ok(())
+    }
+
     /// Takes one event into account: `meter` is the registry's meter (`None` if the meter is
-    /// unknown, then `name` is the decoder's name for it). Returns the outage updates it made.
+    /// unknown, then `name` is the decoder's name for it). Returns the outage updates it made
+    /// (written to the store; if the store fails, at the next tick).
     pub async fn observe(
         &self,
         meter: Option<&Meter>,
@@ -307,18 +400,20 @@ impl<S: RegistryStore> OutageDetector<S> {
             if st.pending.remove(&key).is_some() {
                 return out;
             }
-            if let Some(&i) = st.by_meter.get(&key) {
-                st.by_meter.remove(&key);
-                if let Some(o) = st.outages.get_mut(i) {
-                    o.restored.insert(key);
-                    Self::settle(o, ts_ms);
-                    let o = o.clone();
-                    if !o.is_active() {
-                        st.by_meter.retain(|_, v| *v != i);
-                    }
-                    self.emit(&o, &mut out);
+            if let Some(id) = st.by_meter.remove(&key)
+                && let Some(o) = st.outages.get_mut(&id)
+            {
+                o.restored.insert(key);
+                Self::settle(o, ts_ms);
+                let o = o.clone();
+                if !o.is_active() {
+                    st.by_meter.retain(|_, v| *v != id);
                 }
+                self.emit(&mut st, &o, &mut out);
             }
+        }
+        if let Err(e) = self.flush(&mut st).await {
+            tracing::warn!(error = %e, "outage change not stored yet; retried at the next tick");
         }
         out
     }
@@ -473,31 +568,36 @@ impl<S: RegistryStore> OutageDetector<S> {
                 meters,
                 restored: BTreeSet::new(),
             };
-            self.emit(&o, &mut out);
+            let _ = self.updates.send(o.clone());
+            out.push(o.clone());
             o.state = OutageState::Confirmed;
             o.confirmed_at_ms = now_ms;
-            self.emit(&o, &mut out);
-            let i = st.outages.len();
+            self.emit(&mut st, &o, &mut out);
             for m in &o.meters {
-                st.by_meter.insert(m.clone(), i);
+                st.by_meter.insert(m.clone(), o.id.clone());
                 st.pending.remove(m);
             }
-            st.outages.push(o);
+            st.outages.insert(o.id.clone(), o);
         }
+        self.flush(&mut st).await?;
 
         // Restoration pings for partially restored outages.
-        let stale: Vec<(usize, Vec<String>)> = st
+        let stale: Vec<(String, Vec<String>)> = st
             .outages
-            .iter()
-            .enumerate()
-            .filter(|(i, o)| {
+            .values()
+            .filter(|o| {
                 o.state == OutageState::PartiallyRestored
                     && st
                         .last_restore_ping
-                        .get(i)
+                        .get(&o.id)
                         .is_none_or(|t| t.saturating_add(window) <= now_ms)
             })
-            .map(|(i, o)| (i, o.meters.difference(&o.restored).cloned().collect()))
+            .map(|o| {
+                (
+                    o.id.clone(),
+                    o.meters.difference(&o.restored).cloned().collect(),
+                )
+            })
             .collect();
         drop(st);
         for (i, missing) in stale {
@@ -509,20 +609,30 @@ impl<S: RegistryStore> OutageDetector<S> {
             }
             let answered = self.pinger.ping(&ms).await;
             let mut st = self.state.lock().await;
-            st.last_restore_ping.insert(i, now_ms);
+            st.last_restore_ping.insert(i.clone(), now_ms);
+            // Only meters of this outage still out count (a power-up may have come meanwhile).
+            let answered: Vec<String> = answered
+                .into_iter()
+                .filter(|s| st.by_meter.get(s) == Some(&i))
+                .collect();
             if answered.is_empty() {
                 continue;
             }
             for s in &answered {
                 st.by_meter.remove(s);
             }
-            if let Some(o) = st.outages.get_mut(i) {
+            if let Some(o) = st.outages.get_mut(&i) {
                 o.restored.extend(answered);
                 Self::settle(o, now_ms);
                 let o = o.clone();
-                self.emit(&o, &mut out);
+                if !o.is_active() {
+                    st.by_meter.retain(|_, v| *v != i);
+                }
+                self.emit(&mut st, &o, &mut out);
             }
         }
+        let mut st = self.state.lock().await;
+        self.flush(&mut st).await?;
         Ok(out)
     }
 

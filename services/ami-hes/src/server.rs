@@ -11,12 +11,14 @@
 //!
 //! Start-up opens the database (`postgres://` or `sqlite:`), applies the migrations, loads the
 //! master key and checks every stored key opens under it (a wrong master key stops the start
-//! with [`HesError::KeyUnwrap`]), loads the tokens, then binds. While serving, it ticks the
+//! with [`HesError::KeyUnwrap`]), loads the tokens, takes back the open outages, then binds. While serving, it ticks the
 //! outage detector every second, retires keys past their grace period, reloads the key
 //! provider (changes made by other replicas), and consumes the events stream when a bus is
 //! configured. With a bus, it also runs the command engine ([`crate::commands`]), which needs
 //! the signing key ([`ServerConfig::signing_key`]): a bus without one stops the start with
 //! [`HesError::Config`]. The verifying key is logged at start and served by `GetSigningKey`.
+//! Outages are then confirmed by on-demand reads through the engine
+//! ([`crate::commands::CommandPinger`]) unless [`ServerConfig::pinger`] names another pinger.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,7 +32,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::auth::{AuthLayer, Authorizer, Principal, TokenSource};
-use crate::commands::{Commands, SigningKeySource};
+use crate::commands::{CommandPinger, Commands, SigningKeySource};
 use crate::error::{HesError, Result};
 use crate::events::EventHub;
 use crate::keys::{KeyBytes, KeyVault, KeyWrapper, LocalMasterKey, MasterKeySource};
@@ -61,8 +63,11 @@ pub struct ServerConfig {
     pub bus: Option<Bus>,
     /// The durable consumer name on the events stream (replicas share it).
     pub consumer: String,
-    /// How outages are confirmed (`None`: [`NoPinger`]).
+    /// How outages are confirmed (`None`: a [`CommandPinger`] when commands are on, else
+    /// [`NoPinger`]).
     pub pinger: Option<Arc<dyn Pinger>>,
+    /// How long a meter has to answer an outage ping (an on-demand read).
+    pub ping_timeout: Duration,
     /// The Ed25519 key commands are signed with; required when [`ServerConfig::bus`] is set.
     pub signing_key: Option<SigningKeySource>,
     /// Retries, deadlines and limits of the command engine.
@@ -117,6 +122,7 @@ impl ServerConfig {
             bus: None,
             consumer: "ami-hes".into(),
             pinger: None,
+            ping_timeout: crate::commands::DEFAULT_PING_TIMEOUT,
             signing_key: None,
             commands: ami_commands::EngineConfig::default(),
         }
@@ -187,13 +193,6 @@ pub async fn bind(config: ServerConfig) -> Result<Bound> {
     store.migrate().await?;
     let vault = Arc::new(KeyVault::new(store.clone(), master).with_grace(config.key_grace));
     let keys = vault.load().await?;
-    let pinger = config.pinger.clone().unwrap_or_else(|| Arc::new(NoPinger));
-    let outages = Arc::new(OutageDetector::new(
-        store.clone(),
-        pinger,
-        config.outage.clone(),
-    ));
-    let events = Arc::new(EventHub::new(store.clone(), outages));
     let commands = match &config.bus {
         None => None,
         Some(bus) => {
@@ -217,6 +216,15 @@ pub async fn bind(config: ServerConfig) -> Result<Bound> {
             Some(Arc::new(commands))
         }
     };
+    // Outages are confirmed by on-demand reads when commands are on.
+    let pinger: Arc<dyn Pinger> = match (&config.pinger, &commands) {
+        (Some(p), _) => p.clone(),
+        (None, Some(c)) => Arc::new(CommandPinger::new(c.clone(), config.ping_timeout)),
+        (None, None) => Arc::new(NoPinger),
+    };
+    let outages =
+        Arc::new(OutageDetector::open(store.clone(), pinger, config.outage.clone()).await?);
+    let events = Arc::new(EventHub::new(store.clone(), outages));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| HesError::Transport(format!("bind {}: {e}", config.listen)))?;
@@ -592,7 +600,7 @@ impl v1::outage_service_server::OutageService for Api {
         req: Request<v1::ListOutagesRequest>,
     ) -> std::result::Result<Response<v1::ListOutagesResponse>, Status> {
         let active = req.into_inner().active_only;
-        let outages = self.hes.events.outages().outages(active).await;
+        let outages = self.hes.events.outages().outages(active).await?;
         Ok(Response::new(v1::ListOutagesResponse {
             outages: outages.into_iter().map(Into::into).collect(),
         }))

@@ -1,5 +1,5 @@
 //! The persistent state of the HES behind one trait, [`RegistryStore`]: meters, sealed key
-//! records and the event log, on PostgreSQL ([`PgStore`], production) or embedded SQLite
+//! records, the event log and the outages, on PostgreSQL ([`PgStore`], production) or embedded SQLite
 //! ([`SqliteStore`], the single-machine default); [`AnyStore`] picks one from a URL.
 //!
 //! Both backends run the very same SQL (times as BIGINT Unix ms, `$n` parameters, which sqlx's
@@ -19,6 +19,7 @@ use crate::model::{
     ActiveKey, EventFilter, KeyMetadata, KeyRecord, Meter, MeterFilter, MeterStatus, NewEvent,
     StoredEvent,
 };
+use crate::outage::{Outage, OutageScope, OutageState};
 
 /// How a new key version treats the active one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,6 +112,14 @@ pub trait RegistryStore: Send + Sync + 'static {
         &self,
         filter: &EventFilter,
     ) -> impl Future<Output = Result<Vec<StoredEvent>>> + Send;
+
+    /// Writes an outage as it stands now (made or changed) with its meters and which of them
+    /// are back, in one transaction.
+    fn save_outage(&self, outage: &Outage) -> impl Future<Output = Result<()>> + Send;
+
+    /// Outages oldest first: every one not fully restored if `active_only`, else the
+    /// [`crate::model::MAX_PAGE`] most recent.
+    fn outages(&self, active_only: bool) -> impl Future<Output = Result<Vec<Outage>>> + Send;
 }
 
 /// PostgreSQL.
@@ -226,6 +235,21 @@ const INSERT_EVENT: &str = "INSERT INTO meter_event (frame, meter, serial, kind,
      ON CONFLICT DO NOTHING RETURNING id";
 
 const EVENT_COLS: &str = "id, frame, meter, serial, kind, ts, code, source, duration_s";
+
+const UPSERT_OUTAGE: &str = "INSERT INTO outage (id, scope, node, state, started_at, \
+     confirmed_at, restored_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE \
+     SET state = excluded.state, confirmed_at = excluded.confirmed_at, \
+     restored_at = excluded.restored_at";
+
+const SELECT_ACTIVE_OUTAGES: &str = "SELECT id, scope, node, state, started_at, confirmed_at, \
+     restored_at FROM outage WHERE state <> 'restored' ORDER BY started_at, id";
+
+const SELECT_RECENT_OUTAGES: &str = "SELECT id, scope, node, state, started_at, confirmed_at, \
+     restored_at FROM outage ORDER BY started_at DESC, id DESC LIMIT $1";
+
+/// Rows per statement when an outage's meters are written or read (well under the bound
+/// parameters either backend takes).
+const OUTAGE_CHUNK: usize = 500;
 
 /// The page size when a filter names none, and the largest.
 fn page(limit: u32) -> i64 {
@@ -564,8 +588,113 @@ macro_rules! sql_store {
                     })
                     .collect()
             }
+
+            async fn save_outage(&self, o: &Outage) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(UPSERT_OUTAGE)
+                    .bind(&o.id)
+                    .bind(o.scope.name())
+                    .bind(&o.node)
+                    .bind(o.state.name())
+                    .bind(o.started_at_ms)
+                    .bind(o.confirmed_at_ms)
+                    .bind(o.restored_at_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                let meters: Vec<&String> = o.meters.iter().collect();
+                for chunk in meters.chunks(OUTAGE_CHUNK) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO outage_meter (outage, serial, restored) ",
+                    );
+                    q.push_values(chunk, |mut b, serial| {
+                        b.push_bind(o.id.clone())
+                            .push_bind((*serial).clone())
+                            .push_bind(i64::from(o.restored.contains(*serial)));
+                    });
+                    q.push(
+                        " ON CONFLICT (outage, serial) DO UPDATE SET restored = excluded.restored",
+                    );
+                    q.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn outages(&self, active_only: bool) -> Result<Vec<Outage>> {
+                let rows = if active_only {
+                    sqlx::query(SELECT_ACTIVE_OUTAGES)
+                        .fetch_all(&self.pool)
+                        .await?
+                } else {
+                    let mut rows = sqlx::query(SELECT_RECENT_OUTAGES)
+                        .bind(i64::from(crate::model::MAX_PAGE))
+                        .fetch_all(&self.pool)
+                        .await?;
+                    rows.reverse();
+                    rows
+                };
+                let mut outages = rows
+                    .iter()
+                    .map(outage_from_row)
+                    .collect::<Result<Vec<Outage>>>()?;
+                let index: std::collections::HashMap<String, usize> = outages
+                    .iter()
+                    .enumerate()
+                    .map(|(i, o)| (o.id.clone(), i))
+                    .collect();
+                let ids: Vec<String> = outages.iter().map(|o| o.id.clone()).collect();
+                for chunk in ids.chunks(OUTAGE_CHUNK) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT outage, serial, restored FROM outage_meter WHERE outage IN (",
+                    );
+                    let mut sep = q.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(id.clone());
+                    }
+                    q.push(")");
+                    for row in q.build().fetch_all(&self.pool).await? {
+                        use sqlx::Row;
+                        let id: String = row.try_get("outage")?;
+                        let serial: String = row.try_get("serial")?;
+                        let restored: i64 = row.try_get("restored")?;
+                        if let Some(o) = index.get(&id).and_then(|&i| outages.get_mut(i)) {
+                            if restored != 0 {
+                                o.restored.insert(serial.clone());
+                            }
+                            o.meters.insert(serial);
+                        }
+                    }
+                }
+                Ok(outages)
+            }
         }
     };
+}
+
+/// Reads an outage row, without its meters (either backend).
+fn outage_from_row<R>(row: &R) -> Result<Outage>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let scope: String = row.try_get("scope")?;
+    let state: String = row.try_get("state")?;
+    Ok(Outage {
+        id: row.try_get("id")?,
+        scope: OutageScope::from_name(&scope)
+            .ok_or_else(|| HesError::Corrupt(format!("outage scope {scope:?}")))?,
+        node: row.try_get("node")?,
+        state: OutageState::from_name(&state)
+            .ok_or_else(|| HesError::Corrupt(format!("outage state {state:?}")))?,
+        started_at_ms: row.try_get("started_at")?,
+        confirmed_at_ms: row.try_get("confirmed_at")?,
+        restored_at_ms: row.try_get("restored_at")?,
+        meters: std::collections::BTreeSet::new(),
+        restored: std::collections::BTreeSet::new(),
+    })
 }
 
 /// Reads a meter row (either backend).
@@ -725,5 +854,11 @@ impl RegistryStore for AnyStore {
     }
     async fn query_events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>> {
         delegate!(self, s => s.query_events(filter))
+    }
+    async fn save_outage(&self, outage: &Outage) -> Result<()> {
+        delegate!(self, s => s.save_outage(outage))
+    }
+    async fn outages(&self, active_only: bool) -> Result<Vec<Outage>> {
+        delegate!(self, s => s.outages(active_only))
     }
 }

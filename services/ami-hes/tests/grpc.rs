@@ -374,6 +374,68 @@ async fn registry_keys_events_and_outages_over_grpc() {
 
     assert_no_key(&responses, &k1);
     assert_no_key(&responses, &k2);
+
+    // The HES restarts over the same database in the middle of the outage: it is listed as it
+    // was, and the power-ups that come after restore it.
+    let id = listed.outages[0].id.clone();
+    srv.stop().await;
+    let srv = start(&dir.path().join("hes.db"), MASTER_A).await.unwrap();
+    let mut outages = OutageServiceClient::new(srv.channel().await);
+    let list = |active_only| v1::ListOutagesRequest { active_only };
+    let listed = outages
+        .list_outages(req(list(true), READER))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.outages.len(), 1, "{listed:?}");
+    assert_eq!(listed.outages[0].id, id);
+    assert_eq!(listed.outages[0].state, v1::OutageState::Confirmed as i32);
+    let mut outage_stream = outages
+        .stream_outages(req(v1::StreamOutagesRequest {}, READER))
+        .await
+        .unwrap()
+        .into_inner();
+    srv.hes
+        .events
+        .ingest(&[
+            ev("00000000000000a1", "power-up", now),
+            ev("00000000000000a2", "power-up", now + 10),
+            ev("00000000000000a3", "power-up", now + 20),
+        ])
+        .await
+        .unwrap();
+    let mut states = Vec::new();
+    while states.last() != Some(&(v1::OutageState::Restored as i32)) {
+        let u = tokio::time::timeout(Duration::from_secs(10), outage_stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(u.id, id);
+        states.push(u.state);
+    }
+    assert_eq!(states.len(), 3, "{states:?}");
+    let active = outages
+        .list_outages(req(list(true), READER))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(active.outages.is_empty(), "{active:?}");
+    let all = outages
+        .list_outages(req(list(false), READER))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.outages.len(), 1);
+    assert_eq!(
+        (
+            all.outages[0].id.as_str(),
+            all.outages[0].state,
+            all.outages[0].restored,
+            all.outages[0].restored_at_ms
+        ),
+        (id.as_str(), v1::OutageState::Restored as i32, 3, now + 20)
+    );
     srv.stop().await;
 }
 

@@ -2,7 +2,8 @@
 //! become one transformer outage, restored as the power-ups arrive; a lone gasp stays a meter
 //! outage; a blink (power-up within the window) is none; transformers of a feeder out together
 //! make a feeder outage; a transformer candidate whose silent meters answer the ping is
-//! refuted.
+//! refuted; an outage open when the detector goes (a HES restart) is taken back from the store
+//! and restored by the power-ups that come after.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -92,7 +93,7 @@ async fn fifty_gasps_make_one_transformer_outage<S: RegistryStore>(s: Arc<S>) {
         "window still open"
     );
     let made = g.det.tick(T0 + WINDOW + 1).await.unwrap();
-    let active = g.det.outages(true).await;
+    let active = g.det.outages(true).await.unwrap();
     assert_eq!(active.len(), 1, "{active:#?}");
     let o = &active[0];
     assert_eq!(
@@ -113,14 +114,14 @@ async fn fifty_gasps_make_one_transformer_outage<S: RegistryStore>(s: Arc<S>) {
     };
     g.pinger.set_down(serials("T1", 50), false);
     g.hub.ingest(&ups(0..20, T0 + 600_000)).await.unwrap();
-    let o = &g.det.outages(true).await[0];
+    let o = &g.det.outages(true).await.unwrap()[0];
     assert_eq!(
         (o.state, o.restored.len()),
         (OutageState::PartiallyRestored, 20)
     );
     g.hub.ingest(&ups(20..50, T0 + 660_000)).await.unwrap();
-    assert!(g.det.outages(true).await.is_empty());
-    let all = g.det.outages(false).await;
+    assert!(g.det.outages(true).await.unwrap().is_empty());
+    let all = g.det.outages(false).await.unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(
         (all[0].state, all[0].restored_at_ms),
@@ -152,7 +153,7 @@ async fn lone_gasp_is_a_meter_outage_and_a_blink_is_none<S: RegistryStore>(s: Ar
         .await
         .unwrap();
     g.det.tick(T0 + WINDOW + 1).await.unwrap();
-    let active = g.det.outages(true).await;
+    let active = g.det.outages(true).await.unwrap();
     assert_eq!(active.len(), 1, "{active:#?}");
     assert_eq!(
         (active[0].scope, active[0].node.as_str()),
@@ -165,12 +166,12 @@ async fn lone_gasp_is_a_meter_outage_and_a_blink_is_none<S: RegistryStore>(s: Ar
         .await
         .unwrap();
     g.det.tick(T0 + 70_000 + WINDOW).await.unwrap();
-    assert_eq!(g.det.outages(true).await.len(), 1);
+    assert_eq!(g.det.outages(true).await.unwrap().len(), 1);
     g.hub
         .ingest(&[ev("T2-03", "power-up", T0 + 90_000)])
         .await
         .unwrap();
-    assert!(g.det.outages(true).await.is_empty());
+    assert!(g.det.outages(true).await.unwrap().is_empty());
 }
 
 async fn transformers_of_a_feeder_make_a_feeder_outage<S: RegistryStore>(s: Arc<S>) {
@@ -183,7 +184,7 @@ async fn transformers_of_a_feeder_make_a_feeder_outage<S: RegistryStore>(s: Arc<
     let gasps: Vec<EventMessage> = down.iter().map(|m| ev(m, "last-gasp", T0)).collect();
     g.hub.ingest(&gasps).await.unwrap();
     g.det.tick(T0 + WINDOW).await.unwrap();
-    let active = g.det.outages(true).await;
+    let active = g.det.outages(true).await.unwrap();
     assert_eq!(active.len(), 1, "{active:#?}");
     assert_eq!(
         (active[0].scope, active[0].node.as_str()),
@@ -201,12 +202,85 @@ async fn a_transformer_whose_silent_meters_answer_is_refuted<S: RegistryStore>(s
     let gasps: Vec<EventMessage> = six.iter().map(|m| ev(m, "last-gasp", T0)).collect();
     g.hub.ingest(&gasps).await.unwrap();
     g.det.tick(T0 + WINDOW).await.unwrap();
-    let active = g.det.outages(true).await;
+    let active = g.det.outages(true).await.unwrap();
     assert_eq!(active.len(), 6, "{active:#?}");
     assert!(active.iter().all(|o| o.scope == OutageScope::Meter));
 }
 
+async fn an_open_outage_survives_a_restart_of_the_detector<S: RegistryStore>(s: Arc<S>) {
+    let g = grid(&s).await;
+    g.pinger.set_down(serials("T1", 50), true);
+    let gasps: Vec<EventMessage> = (0..50)
+        .map(|i| ev(&title(i), "last-gasp", T0 + 10 * i as i64))
+        .collect();
+    g.hub.ingest(&gasps).await.unwrap();
+    g.det.tick(T0 + WINDOW + 1).await.unwrap();
+    let before = g.det.outages(true).await.unwrap();
+    assert_eq!(before.len(), 1, "{before:#?}");
+    let id = before[0].id.clone();
+    // 20 meters come back before the HES goes.
+    let ups = |r: std::ops::Range<usize>, ts| {
+        r.map(move |i| ev(&title(i), "power-up", ts))
+            .collect::<Vec<_>>()
+    };
+    g.hub.ingest(&ups(0..20, T0 + 600_000)).await.unwrap();
+    drop(g);
+
+    // The HES starts again over the same store: the outage is still open, as it was.
+    let pinger = StaticPinger::new();
+    pinger.set_down(serials("T1", 50), true);
+    let det = Arc::new(
+        OutageDetector::open(s.clone(), Arc::new(pinger.clone()), OutageConfig::default())
+            .await
+            .unwrap(),
+    );
+    let hub = EventHub::new(s.clone(), det.clone());
+    let mut updates = det.subscribe();
+    let active = det.outages(true).await.unwrap();
+    assert_eq!(active.len(), 1, "{active:#?}");
+    let o = &active[0];
+    assert_eq!(o.id, id);
+    assert_eq!(
+        (o.scope, o.node.as_str(), o.state),
+        (
+            OutageScope::Transformer,
+            "T1",
+            OutageState::PartiallyRestored
+        )
+    );
+    assert_eq!((o.meters.len(), o.restored.len()), (50, 20));
+    assert_eq!(o.started_at_ms, T0);
+    assert_eq!(o.confirmed_at_ms, T0 + WINDOW + 1);
+    assert_eq!(o.restored, serials("T1", 20).into_iter().collect());
+
+    // The remaining 30 power-ups (sent after the restart) restore it; no new outage is made.
+    pinger.set_down(serials("T1", 50), false);
+    hub.ingest(&ups(20..50, T0 + 660_000)).await.unwrap();
+    assert!(det.outages(true).await.unwrap().is_empty());
+    let all = det.outages(false).await.unwrap();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(
+        (all[0].id.as_str(), all[0].state, all[0].restored_at_ms),
+        (id.as_str(), OutageState::Restored, T0 + 660_000)
+    );
+    assert_eq!(all[0].restored.len(), 50);
+    let mut last = None;
+    while let Ok(u) = updates.try_recv() {
+        assert_eq!(u.id, id);
+        last = Some(u.state);
+    }
+    assert_eq!(last, Some(OutageState::Restored));
+
+    // A third start finds nothing open.
+    let det = OutageDetector::open(s.clone(), Arc::new(pinger), OutageConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(det.load().await.unwrap(), 0);
+    assert!(det.outages(true).await.unwrap().is_empty());
+}
+
 on_both!(
+    an_open_outage_survives_a_restart_of_the_detector,
     fifty_gasps_make_one_transformer_outage,
     lone_gasp_is_a_meter_outage_and_a_blink_is_none,
     transformers_of_a_feeder_make_a_feeder_outage,
