@@ -216,10 +216,12 @@ async fn sim(args: SimArgs, trusted: Vec<VerifyingKey>) -> Result<ExitCode> {
         let link = Arc::new(FleetLink {
             fleet: Arc::clone(&fleet),
         });
-        let downlink = Arc::new(Downlink::new(
-            DownlinkConfig::new(&args.adapter, trusted),
-            link,
-        ));
+        // The replay memory of commands survives restarts.
+        let state = ami_home().join("downlink").join(&args.adapter);
+        let downlink = Arc::new(
+            Downlink::open(DownlinkConfig::new(&args.adapter, trusted), link, &state)
+                .with_context(|| format!("downlink state {}", state.display()))?,
+        );
         let (d, b, s) = (Arc::clone(&downlink), bus.clone(), stop.clone());
         tasks.push(tokio::spawn(async move { d.run(b, s).await }));
         Some(downlink)

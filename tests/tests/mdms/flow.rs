@@ -151,7 +151,6 @@ async fn readings_flow_into(url: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "written but not yet run (the build did not finish in time): cargo test -p ami-e2e --test mdms -- --ignored"]
 async fn integration_mdms_readings_from_nats_into_postgres() {
     let db = TestDb::create("mdms_flow").await;
     readings_flow_into(&db.url()).await;
@@ -159,7 +158,6 @@ async fn integration_mdms_readings_from_nats_into_postgres() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "written but not yet run (the build did not finish in time): cargo test -p ami-e2e --test mdms -- --ignored"]
 async fn integration_mdms_readings_from_nats_into_the_embedded_store() {
     let dir = tempfile::tempdir().unwrap();
     readings_flow_into(&format!("sqlite:{}", dir.path().join("mdms.db").display())).await;
@@ -168,7 +166,6 @@ async fn integration_mdms_readings_from_nats_into_the_embedded_store() {
 /// A store that is down: nothing is acknowledged, and once it is back every message is
 /// stored (redelivered by JetStream after the ack wait).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "written but not yet run (the build did not finish in time): cargo test -p ami-e2e --test mdms -- --ignored"]
 async fn integration_mdms_store_outage_loses_nothing() {
     let bus = nats_bus("mdms-outage").await;
     let topology = bus.topology().clone();

@@ -91,7 +91,6 @@ fn operator() -> Principal {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "written but not yet run (the build did not finish in time): cargo test -p ami-e2e --test mdms -- --ignored"]
 async fn integration_mdms_vee_flags_planted_faults_and_a_tou_bill_matches_the_hand_calculation() {
     let db = TestDb::create("mdms_vee").await;
     let dir = tempfile::tempdir().unwrap();

@@ -185,10 +185,14 @@ async fn main() -> anyhow::Result<()> {
             ami_bus::NatsBus::connect(&cli.edge.nats, ami_bus::Topology::new(&cli.edge.root), 1000)
                 .await?,
         );
-        let dl = Arc::new(Downlink::new(
+        // The commands' replay memory survives restarts, beside the spool.
+        let mut state = cli.edge.spool.clone().into_os_string();
+        state.push(".downlink");
+        let dl = Arc::new(Downlink::open(
             DownlinkConfig::new(&cli.edge.name, keys),
             Arc::clone(&link),
-        ));
+            std::path::Path::new(&state),
+        )?);
         let rx = stop_rx.clone();
         Some(tokio::spawn(async move { dl.run(bus, rx).await }))
     };
