@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ami_ingest::{Ingest, IngestConfig};
 use ami_hes::{AnyStore, KeyVault, LocalMasterKey, MasterKeySource, RegistryStore};
+use ami_ingest::{Ingest, IngestConfig};
 use ami_plugin_host::{KeyStore, MemoryKeyStore};
 use anyhow::{Context, Result, bail};
 use tokio::sync::watch;
@@ -93,7 +93,10 @@ async fn key_store(
     });
     Ok((
         Arc::new(provider),
-        format!("{n} keys from the HES key store, re-read every {}s", every.as_secs()),
+        format!(
+            "{n} keys from the HES key store, re-read every {}s",
+            every.as_secs()
+        ),
     ))
 }
 

@@ -217,7 +217,15 @@ async fn up(args: UpArgs, paths: &PathArgs) -> Result<ExitCode> {
         if let Err(e) = adapter.accept(frames) {
             eprintln!("ami up: adapter refused frames: {e}");
         }
-        status(tick, sim_ms, sent, &adapter, &ingest_stats, &store, &mdms_stats);
+        status(
+            tick,
+            sim_ms,
+            sent,
+            &adapter,
+            &ingest_stats,
+            &store,
+            &mdms_stats,
+        );
         if let Some(path) = &args.metrics_file {
             let text = format!(
                 "{}{}{}",

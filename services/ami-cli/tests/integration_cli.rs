@@ -430,14 +430,21 @@ fn integration_cli_up_traces_each_frame_from_adapter_to_mdms() {
         spans.iter().map(|s| (s.span_id.as_slice(), s)).collect();
     let named = |n: &'static str| spans.iter().filter(move |s| s.name == n);
     let decodes: Vec<_> = named("ami.ingest.decode").collect();
-    assert!(decodes.len() >= 16, "a decode span per frame: {}", decodes.len());
+    assert!(
+        decodes.len() >= 16,
+        "a decode span per frame: {}",
+        decodes.len()
+    );
     // Each frame's decode continues the trace its adapter span started.
     for d in &decodes {
         let parent = by_id
             .get(d.parent_span_id.as_slice())
             .unwrap_or_else(|| panic!("decode span without its adapter span: {d:?}"));
         assert_eq!(parent.name, "ami.adapter.receive");
-        assert!(parent.parent_span_id.is_empty(), "the adapter span is the root");
+        assert!(
+            parent.parent_span_id.is_empty(),
+            "the adapter span is the root"
+        );
         assert_eq!(parent.trace_id, d.trace_id);
     }
     // The MDMS stores each readings message under the decode span of its frame.

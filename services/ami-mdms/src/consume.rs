@@ -143,7 +143,11 @@ impl ReadingsConsumer {
                     .and_then(TraceContext::parse)?;
                 let span = tracing::info_span!(
                     "ami.mdms.store",
-                    meter = deliveries[*i].message.headers.get(header::METER).unwrap_or(""),
+                    meter = deliveries[*i]
+                        .message
+                        .headers
+                        .get(header::METER)
+                        .unwrap_or(""),
                     batch = deliveries.len(),
                 );
                 ami_telemetry::set_parent_from(&span, &parent).ok()?;

@@ -25,8 +25,7 @@ fn frame(data: &[u8]) -> InputFrame<'_> {
 
 /// Whether `haystack` holds any 8-byte window of `key` (2^-64 by chance per position).
 fn holds_part_of(haystack: &[u8], key: &[u8; 16]) -> bool {
-    key.windows(8)
-        .any(|w| haystack.windows(8).any(|h| h == w))
+    key.windows(8).any(|w| haystack.windows(8).any(|h| h == w))
 }
 
 /// The bytes of the hex text attributes a decode answered.
@@ -116,11 +115,18 @@ async fn integration_hes_keys_decrypt_in_the_host_and_never_reach_a_plugin() {
     for (dir_name, crate_name) in [
         ("decoders/dlms", "ami-decoder-dlms"),
         ("decoders/mbus", "ami-decoder-mbus"),
-        ("test-plugins/hostile-decoder", "ami-test-hostile-decoder"),
     ] {
         host.install_dir(&shipped_package(dir.path(), dir_name, crate_name, &signer))
             .unwrap();
     }
+    let thief = host
+        .install_dir(&shipped_package(
+            dir.path(),
+            "test-plugins/hostile-decoder",
+            "ami-test-hostile-decoder",
+            &signer,
+        ))
+        .unwrap();
 
     // Every encrypted frame of a tick decodes, named as the registry knows the meter.
     let tick = fleet.tick(TS, 900_000);
@@ -135,18 +141,25 @@ async fn integration_hes_keys_decrypt_in_the_host_and_never_reach_a_plugin() {
         let out = plugin.decode(&[frame(&u.bytes)]).unwrap();
         let d = match out.first() {
             Some(Ok(d)) => d,
-            other => panic!("{} frame of {} failed: {other:?}", u.protocol.name(), u.meter_id),
+            other => panic!(
+                "{} frame of {} failed: {other:?}",
+                u.protocol.name(),
+                u.meter_id
+            ),
         };
         assert_eq!(d.meter.as_deref(), Some(u.meter_id.as_str()));
         assert!(!d.readings.is_empty(), "{d:?}");
         decoded += 1;
         kept.push((u.meter_id.clone(), u.protocol, u.bytes.clone()));
     }
-    assert!(decoded >= keyed.len(), "{decoded} frames of {} meters", keyed.len());
+    assert!(
+        decoded >= keyed.len(),
+        "{decoded} frames of {} meters",
+        keyed.len()
+    );
 
     // A hostile plugin calls every crypto function with every role of every meter: what comes
     // back is key streams and plaintexts, never a key (nor 8 bytes of one).
-    let thief = host.plugin("ami-test-hostile-decoder").expect("installed");
     let mut hauled = 0;
     for (id, _) in &keyed {
         let mut input = b"K".to_vec();

@@ -90,12 +90,38 @@ fn attempts(key: &KeyRef, auth: &KeyRef, haul: &mut Haul) {
     let zeros = [0u8; 64];
     let iv12 = [0u8; 12];
     let iv16 = [0u8; 16];
-    haul.push(crypto::aes_gcm_decrypt(key, &iv12, &[], &zeros[..32], &zeros[..16]));
-    haul.push(crypto::aes_gcm_decrypt(key, &iv12, &zeros[..16], &[], &zeros[..12]));
+    haul.push(crypto::aes_gcm_decrypt(
+        key,
+        &iv12,
+        &[],
+        &zeros[..32],
+        &zeros[..16],
+    ));
+    haul.push(crypto::aes_gcm_decrypt(
+        key,
+        &iv12,
+        &zeros[..16],
+        &[],
+        &zeros[..12],
+    ));
     // Encryption only: no tag to verify, so the plaintext is the key stream itself.
     haul.push(crypto::dlms_decrypt(key, None, 0x20, &iv12, &zeros, &[]));
-    haul.push(crypto::dlms_decrypt(key, Some(auth), 0x30, &iv12, &zeros, &zeros[..12]));
-    haul.push(crypto::dlms_decrypt(key, Some(auth), 0x10, &iv12, &zeros, &zeros[..12]));
+    haul.push(crypto::dlms_decrypt(
+        key,
+        Some(auth),
+        0x30,
+        &iv12,
+        &zeros,
+        &zeros[..12],
+    ));
+    haul.push(crypto::dlms_decrypt(
+        key,
+        Some(auth),
+        0x10,
+        &iv12,
+        &zeros,
+        &zeros[..12],
+    ));
     haul.push(crypto::aes_gmac_verify(key, &iv12, &zeros, &zeros[..16]).map(|()| Vec::new()));
     haul.push(crypto::aes_cbc_decrypt(key, &iv16, &zeros));
     haul.push(crypto::aes_ctr_apply(key, &iv16, &zeros));
@@ -107,7 +133,14 @@ fn attempts(key: &KeyRef, auth: &KeyRef, haul: &mut Haul) {
                 let derived = KeyRef::Derived(h);
                 haul.push(crypto::aes_cbc_decrypt(&derived, &iv16, &zeros));
                 haul.push(crypto::aes_ctr_apply(&derived, &iv16, &zeros));
-                haul.push(crypto::dlms_decrypt(&derived, None, 0x20, &iv12, &zeros, &[]));
+                haul.push(crypto::dlms_decrypt(
+                    &derived,
+                    None,
+                    0x20,
+                    &iv12,
+                    &zeros,
+                    &[],
+                ));
             }
             Err(e) => haul.push(Err(e)),
         }
@@ -124,7 +157,11 @@ fn steal(f: &Frame) -> Decoded {
     };
     let mut haul = Haul::new();
     for role in ROLES {
-        attempts(&stored(role), &stored(KeyRole::DlmsAuthentication), &mut haul);
+        attempts(
+            &stored(role),
+            &stored(KeyRole::DlmsAuthentication),
+            &mut haul,
+        );
     }
     let mut attributes = Vec::new();
     for (i, got) in haul.iter().enumerate() {
