@@ -342,9 +342,16 @@ impl Bound {
                 .set_not_serving::<v1::command_service_server::CommandServiceServer<Api>>()
                 .await;
         }
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // Both reflection versions: grpcurl and most tools speak v1, some clients still v1alpha.
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_v1alpha = reflection()
+            .build_v1alpha()
+            .map_err(|e| HesError::Transport(format!("reflection: {e}")))?;
+        let reflection = reflection()
             .build_v1()
             .map_err(|e| HesError::Transport(format!("reflection: {e}")))?;
         let api = Api {
@@ -356,6 +363,7 @@ impl Bound {
             .layer(AuthLayer::new(self.auth.clone()))
             .add_service(health_service)
             .add_service(reflection)
+            .add_service(reflection_v1alpha)
             .add_service(v1::registry_service_server::RegistryServiceServer::new(
                 api.clone(),
             ))

@@ -341,18 +341,21 @@ async fn integration_mdms_api_is_discovered_by_reflection_from_a_foreign_client(
     }
     // The Python grpcio client with grpcio-reflection (`cargo xtask setup` installs them).
     let python = ami_e2e::test_python();
-    let script = ami_e2e::root().join("tests/tests/mdms/reflect_client.py");
+    let script = ami_e2e::root().join("tests/harness/grpc_reflect_call.py");
     let addr2 = addr.clone();
+    let body = format!(
+        r#"{{"meter":"api-1","register":"1-0:1.8.0*255","from":"{}","to":"{}","view":"VIEW_RAW"}}"#,
+        rfc3339(DAY0),
+        rfc3339(DAY0 + 4 * QUARTER)
+    );
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(python)
             .arg(script)
             .args([
                 addr2.as_str(),
                 "tok-reader-0123456789",
-                "api-1",
-                "1-0:1.8.0*255",
-                &rfc3339(DAY0),
-                &rfc3339(DAY0 + 4 * QUARTER),
+                "ami.mdms.v1.MeterData/GetReadings",
+                &body,
             ])
             .output()
             .unwrap()

@@ -2,7 +2,7 @@
 //! weeks of history), printing intervals per second:
 //! `cargo run --release -p ami-vee --example vee_throughput [DAYS]`. The same series through
 //! the sandboxed component, next to these native figures, is
-//! `cargo run --release -p ami-e2e --example vee_throughput`.
+//! `cargo run --release -p ami-e2e --example vee_component_throughput`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 

@@ -2,7 +2,7 @@
 //! on the same series, in one run: intervals per second of each, per rule, and the ratio.
 //!
 //! `cargo xtask components` (or `cargo build --profile component --target wasm32-wasip2 -p
-//! ami-vee-standard`) first, then `cargo run --release -p ami-e2e --example vee_throughput
+//! ami-vee-standard`) first, then `cargo run --release -p ami-e2e --example vee_component_throughput
 //! [DAYS] [SECONDS]`: DAYS of 15-minute values under review (default 30) with four weeks of
 //! history, SECONDS per rule (default 1) split over alternating slices of the two, each figure
 //! the median slice, so that load from elsewhere falls on both alike.
