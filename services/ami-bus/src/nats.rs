@@ -75,10 +75,26 @@ pub struct NatsBus {
     client: async_nats::Client,
     js: jetstream::Context,
     topology: Topology,
+    /// Publish acks awaited at most at once; a batch larger than this waits for the oldest.
+    max_in_flight: usize,
 }
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
+}
+
+/// Awaits one publish ack into the report.
+async fn settle(
+    report: &mut PublishReport,
+    ack: jetstream::context::PublishAckFuture,
+) -> Result<(), BusError> {
+    let ack = ack.await.map_err(|e| BusError::Publish(err(e)))?;
+    if ack.duplicate {
+        report.duplicates += 1;
+    } else {
+        report.stored += 1;
+    }
+    Ok(())
 }
 
 impl NatsBus {
@@ -113,6 +129,7 @@ impl NatsBus {
             client,
             js,
             topology,
+            max_in_flight: max_in_flight.max(1),
         }
     }
 
@@ -185,8 +202,17 @@ impl NatsBus {
     /// message the server did not store; the caller re-sends the batch, which the
     /// `Nats-Msg-Id`s make safe.
     pub async fn publish_batch(&self, msgs: Vec<Message>) -> Result<PublishReport, BusError> {
-        let mut pending = Vec::with_capacity(msgs.len());
+        let mut pending = std::collections::VecDeque::with_capacity(msgs.len());
+        let mut report = PublishReport::default();
         for msg in msgs {
+            // The context holds back a publish while `max_in_flight` acks are outstanding, and
+            // an ack settles only when its future is awaited: take the oldest first, so a
+            // batch larger than the window flows instead of waiting on itself.
+            if pending.len() >= self.max_in_flight
+                && let Some(ack) = pending.pop_front()
+            {
+                settle(&mut report, ack).await?;
+            }
             let mut headers = HeaderMap::new();
             for (n, v) in msg.headers.iter() {
                 headers.insert(n, v);
@@ -199,16 +225,10 @@ impl NatsBus {
                 .send_publish(msg.subject, publish)
                 .await
                 .map_err(|e| BusError::Publish(err(e)))?;
-            pending.push(ack);
+            pending.push_back(ack);
         }
-        let mut report = PublishReport::default();
         for ack in pending {
-            let ack = ack.await.map_err(|e| BusError::Publish(err(e)))?;
-            if ack.duplicate {
-                report.duplicates += 1;
-            } else {
-                report.stored += 1;
-            }
+            settle(&mut report, ack).await?;
         }
         Ok(report)
     }
