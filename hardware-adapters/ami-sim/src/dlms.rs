@@ -47,6 +47,10 @@ pub const HDLC_MAX_LEN: usize = 0x7FF;
 /// A-XDR data, as the encoder writes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Data {
+    /// null-data (0x00).
+    Null,
+    /// array (0x01).
+    Array(Vec<Data>),
     /// structure (0x02).
     Structure(Vec<Data>),
     /// boolean (0x03).
@@ -84,6 +88,14 @@ impl Data {
     /// Appends the A-XDR encoding (tag, length where the type has one, value).
     pub fn encode(&self, out: &mut Vec<u8>) {
         match self {
+            Data::Null => out.push(0x00),
+            Data::Array(items) => {
+                out.push(0x01);
+                put_length(out, items.len());
+                for i in items {
+                    i.encode(out);
+                }
+            }
             Data::Structure(items) => {
                 out.push(0x02);
                 put_length(out, items.len());
@@ -142,7 +154,7 @@ pub fn date_time(utc_ms: i64) -> [u8; 12] {
     ]
 }
 
-fn ln(o: Obis) -> Data {
+pub(crate) fn ln(o: Obis) -> Data {
     Data::Octets(o.to_bytes().to_vec())
 }
 
@@ -167,46 +179,79 @@ fn error_bits(m: &Meter) -> u32 {
     }
 }
 
-/// The plaintext data-notification APDU of the meter's push at true UTC time `ts_ms`.
-pub fn notification_apdu(m: &Meter, ts_ms: i64) -> Vec<u8> {
+/// One COSEM object of the meter's push list as it reads at one instant: interface class,
+/// logical name, value, and the scaler-unit of registers (class 3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CosemValue {
+    /// Interface class: 1 data, 3 register, 8 clock.
+    pub class: u16,
+    /// Logical name.
+    pub obis: Obis,
+    /// The value attribute (attribute 2).
+    pub value: Data,
+    /// Scaler and unit (attribute 3 of registers).
+    pub scaler_unit: Option<(i8, u8)>,
+}
+
+/// The meter's push list (the table in the module doc) as it reads at true UTC time
+/// `ts_ms`: what its pushes carry and what a client's GET reads.
+pub fn objects(m: &Meter, ts_ms: i64) -> Vec<CosemValue> {
     let o = Obis::new;
-    let clock = date_time(m.clock_ms(ts_ms));
     let (imp, exp) = (m.import_wh, m.export_wh);
     let volts = 2300 + (m.power_w.0 % 70) as u16;
     let amps = u16::try_from(m.power_w.0 * 100 / 230).unwrap_or(u16::MAX);
-    let body = Data::Structure(vec![
-        Data::Structure(vec![
-            ln(o(0, 0, 96, 1, 1, 255)),
-            Data::Visible(m.id.clone()),
-        ]),
-        Data::Structure(vec![
-            ln(o(0, 0, 1, 0, 0, 255)),
-            Data::Octets(clock.to_vec()),
-        ]),
-        register(o(1, 0, 1, 8, 0, 255), u32_of(imp[0] + imp[1]), 0, 30),
-        register(o(1, 0, 1, 8, 1, 255), u32_of(imp[0]), 0, 30),
-        register(o(1, 0, 1, 8, 2, 255), u32_of(imp[1]), 0, 30),
-        register(o(1, 0, 2, 8, 0, 255), u32_of(exp[0] + exp[1]), 0, 30),
-        register(o(1, 0, 2, 8, 1, 255), u32_of(exp[0]), 0, 30),
-        register(o(1, 0, 2, 8, 2, 255), u32_of(exp[1]), 0, 30),
-        register(o(1, 0, 1, 7, 0, 255), u32_of(m.power_w.0), 0, 27),
-        register(o(1, 0, 2, 7, 0, 255), u32_of(m.power_w.1), 0, 27),
-        register(o(1, 0, 32, 7, 0, 255), Data::U16(volts), -1, 35),
-        register(o(1, 0, 31, 7, 0, 255), Data::U16(amps), -2, 33),
-        Data::Structure(vec![
-            ln(o(0, 0, 96, 14, 0, 255)),
-            Data::U8(m.active_tariff(ts_ms)),
-        ]),
-        Data::Structure(vec![
-            ln(o(0, 0, 96, 7, 21, 255)),
+    let data = |obis: Obis, value: Data| CosemValue {
+        class: 1,
+        obis,
+        value,
+        scaler_unit: None,
+    };
+    let reg = |obis: Obis, value: Data, scaler: i8, unit: u8| CosemValue {
+        class: 3,
+        obis,
+        value,
+        scaler_unit: Some((scaler, unit)),
+    };
+    vec![
+        data(o(0, 0, 96, 1, 1, 255), Data::Visible(m.id.clone())),
+        CosemValue {
+            class: 8,
+            obis: o(0, 0, 1, 0, 0, 255),
+            value: Data::Octets(date_time(m.clock_ms(ts_ms)).to_vec()),
+            scaler_unit: None,
+        },
+        reg(o(1, 0, 1, 8, 0, 255), u32_of(imp[0] + imp[1]), 0, 30),
+        reg(o(1, 0, 1, 8, 1, 255), u32_of(imp[0]), 0, 30),
+        reg(o(1, 0, 1, 8, 2, 255), u32_of(imp[1]), 0, 30),
+        reg(o(1, 0, 2, 8, 0, 255), u32_of(exp[0] + exp[1]), 0, 30),
+        reg(o(1, 0, 2, 8, 1, 255), u32_of(exp[0]), 0, 30),
+        reg(o(1, 0, 2, 8, 2, 255), u32_of(exp[1]), 0, 30),
+        reg(o(1, 0, 1, 7, 0, 255), u32_of(m.power_w.0), 0, 27),
+        reg(o(1, 0, 2, 7, 0, 255), u32_of(m.power_w.1), 0, 27),
+        reg(o(1, 0, 32, 7, 0, 255), Data::U16(volts), -1, 35),
+        reg(o(1, 0, 31, 7, 0, 255), Data::U16(amps), -2, 33),
+        data(o(0, 0, 96, 14, 0, 255), Data::U8(m.active_tariff(ts_ms))),
+        data(
+            o(0, 0, 96, 7, 21, 255),
             Data::U16(u16::try_from(m.power_failures).unwrap_or(u16::MAX)),
-        ]),
-        Data::Structure(vec![ln(o(0, 0, 97, 97, 0, 255)), Data::U32(error_bits(m))]),
-        Data::Structure(vec![
-            ln(o(1, 0, 0, 2, 0, 255)),
-            Data::Visible(m.firmware.clone()),
-        ]),
-    ]);
+        ),
+        data(o(0, 0, 97, 97, 0, 255), Data::U32(error_bits(m))),
+        data(o(1, 0, 0, 2, 0, 255), Data::Visible(m.firmware.clone())),
+    ]
+}
+
+/// The plaintext data-notification APDU of the meter's push at true UTC time `ts_ms`.
+pub fn notification_apdu(m: &Meter, ts_ms: i64) -> Vec<u8> {
+    let clock = date_time(m.clock_ms(ts_ms));
+    let body = Data::Structure(
+        objects(m, ts_ms)
+            .into_iter()
+            .map(|c| match c.scaler_unit {
+                Some((scaler, unit)) => register(c.obis, c.value, scaler, unit),
+                None => Data::Structure(vec![ln(c.obis), c.value]),
+            })
+            .collect(),
+    );
     let mut apdu = vec![0x0F];
     // long-invoke-id-and-priority: the frame counter, high priority off.
     apdu.extend_from_slice(&(m.frame_counter & 0x00FF_FFFF).to_be_bytes());

@@ -2,6 +2,8 @@
 //! spikes), their faults (outages, gaps, tamper, clock drift) and their obedience to
 //! downlink commands.
 
+use std::collections::VecDeque;
+
 use ami_domain::EventKind;
 use ami_domain::crypto::KeyRole;
 
@@ -439,6 +441,31 @@ pub struct Meter {
     pending: Vec<SimEvent>,
     /// Remainders of energy below 1 Wh, carried between steps.
     carry: (f64, f64),
+    /// The load profile: one capture per step while powered, oldest first (DLMS meters only,
+    /// at most [`PROFILE_LEN`]).
+    profile: VecDeque<ProfileEntry>,
+}
+
+/// How many captures a DLMS meter's load profile keeps (two days of 15-minute steps).
+pub const PROFILE_LEN: usize = 192;
+
+/// Profile status bit: the supply failed during the interval (IDIS AMR profile status).
+pub const STATUS_POWER_DOWN: u8 = 0x80;
+/// Profile status bit: the clock was set during the interval.
+pub const STATUS_CLOCK_ADJUSTED: u8 = 0x20;
+
+/// One capture of a DLMS meter's load profile (`1-0:99.1.0`): what its registers held at
+/// the end of a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProfileEntry {
+    /// The meter's own clock at the capture (UTC ms): the profile's clock column.
+    pub clock_ms: i64,
+    /// Status bits ([`STATUS_POWER_DOWN`], [`STATUS_CLOCK_ADJUSTED`]).
+    pub status: u8,
+    /// Import energy, all tariffs, Wh.
+    pub import_wh: u64,
+    /// Export energy, all tariffs, Wh.
+    pub export_wh: u64,
 }
 
 /// Manufacturer letters of the simulated meters.
@@ -579,6 +606,7 @@ impl Meter {
             transfer: None,
             pending: Vec::new(),
             carry: (0.0, 0.0),
+            profile: VecDeque::new(),
         }
     }
 
@@ -647,9 +675,36 @@ impl Meter {
         }
     }
 
+    /// The load profile's captures, oldest first (empty for meters that are not DLMS).
+    pub fn profile(&self) -> &VecDeque<ProfileEntry> {
+        &self.profile
+    }
+
     /// Advances this meter by `step_ms` ending at `ts_ms`; returns what happened (events of
-    /// commands given since the last step come first).
+    /// commands given since the last step come first). A powered DLMS meter captures its
+    /// load profile at the end of the step, whether or not its push goes out.
     pub fn step(&mut self, ts_ms: i64, step_ms: i64) -> Vec<SimEvent> {
+        let events = self.advance(ts_ms, step_ms);
+        if self.protocol == Protocol::Dlms && self.powered() {
+            let status = events.iter().fold(0u8, |s, e| match e.kind {
+                SimEventKind::PowerRestored { .. } => s | STATUS_POWER_DOWN,
+                SimEventKind::ClockSet { .. } => s | STATUS_CLOCK_ADJUSTED,
+                _ => s,
+            });
+            if self.profile.len() == PROFILE_LEN {
+                self.profile.pop_front();
+            }
+            self.profile.push_back(ProfileEntry {
+                clock_ms: self.clock_ms(ts_ms),
+                status,
+                import_wh: self.import_wh.iter().sum(),
+                export_wh: self.export_wh.iter().sum(),
+            });
+        }
+        events
+    }
+
+    fn advance(&mut self, ts_ms: i64, step_ms: i64) -> Vec<SimEvent> {
         let mut events = std::mem::take(&mut self.pending);
         if self.clock_ref_ms.is_none() {
             self.clock_ref_ms = Some(ts_ms);

@@ -14,6 +14,9 @@
 //!   [`SimEvent`]s; [`Fleet::tick`] also renders every frame sent, as [`Uplink`]s.
 //! * [`Fleet::command`] carries out downlink [`Command`]s (disconnect, reconnect, read,
 //!   TOU table, clock, load limit, firmware image transfer).
+//! * [`dlms_server`] answers a DLMS client's association, GETs (registers, clock, relay,
+//!   the load profile by range), SET of the clock and ACTION on the relay, as the meter;
+//!   with the `serve` feature, [`serve`](mod@serve) carries it over TCP (IEC 62056-47).
 //! * Keys ([`Meter::keys`], [`Meter::key_entries`]) are per meter, for the key store that
 //!   lets the decoders read the ciphered frames.
 //!
@@ -25,17 +28,21 @@
 pub mod clock;
 pub mod command;
 pub mod dlms;
+pub mod dlms_server;
 pub mod dsmr;
 pub mod fleet;
 pub mod iec62056_21;
 pub mod rng;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod shape;
 pub mod wmbus;
 
 pub use command::{Command, CommandOutcome, SimError, TouTable, crc32};
 pub use fleet::{
-    DlmsFraming, FailureLogEntry, Fleet, FleetConfig, Meter, MeterKeys, Protocol, ProtocolId,
-    ProtocolMix, RelayCause, SimEvent, SimEventKind, TamperKind, Tick, Uplink, UplinkKind,
+    DlmsFraming, FailureLogEntry, Fleet, FleetConfig, Meter, MeterKeys, PROFILE_LEN, ProfileEntry,
+    Protocol, ProtocolId, ProtocolMix, RelayCause, SimEvent, SimEventKind, TamperKind, Tick,
+    Uplink, UplinkKind,
 };
 
 /// The meter's periodic frame at true UTC time `ts_ms`, as bytes on the wire: a DSMR

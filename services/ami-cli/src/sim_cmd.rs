@@ -14,7 +14,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use ami_adapter::downlink::{Downlink, DownlinkConfig, LinkError, MeterLink};
@@ -58,6 +58,13 @@ pub struct SimArgs {
     /// Write the meters' keys (`meter,role,key_hex`) to this file, for the HES key store.
     #[arg(long)]
     keys_out: Option<PathBuf>,
+    /// Serve the DLMS meters to DLMS clients on this address (IEC 62056-47 wrapper; the
+    /// destination wPort names the meter: 1 the first DLMS meter, 2 the second, ...).
+    #[arg(long)]
+    dlms_listen: Option<std::net::SocketAddr>,
+    /// The DLMS meters' lowest-level-security password.
+    #[arg(long, env = "AMI_SIM_DLMS_PASSWORD", default_value = "00000000")]
+    dlms_password: String,
     #[command(flatten)]
     bus: BusArgs,
 }
@@ -226,6 +233,31 @@ async fn sim(args: SimArgs, trusted: Vec<VerifyingKey>) -> Result<ExitCode> {
         tasks.push(tokio::spawn(async move { d.run(b, s).await }));
         Some(downlink)
     };
+    if let Some(addr) = args.dlms_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("--dlms-listen {addr}"))?;
+        let local = listener.local_addr()?;
+        let wports = ami_sim::serve::wports(&fleet.lock().unwrap_or_else(PoisonError::into_inner));
+        for (wport, meter) in &wports {
+            println!("dlms: meter {meter} at {local} wPort {wport}");
+        }
+        println!(
+            "dlms: serving {} meters on {local} (wrapper, LLS or no authentication)",
+            wports.len()
+        );
+        let cfg = ami_sim::dlms_server::ServerConfig {
+            password: args.dlms_password.as_bytes().to_vec(),
+            capture_period_s: args.step_s,
+            ..ami_sim::dlms_server::ServerConfig::default()
+        };
+        let serving = tokio::spawn(ami_sim::serve::serve(listener, Arc::clone(&fleet), cfg));
+        let mut s = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let _ = s.wait_for(|v| *v).await;
+            serving.abort();
+        }));
+    }
     let root = bus.topology().root().to_owned();
     println!(
         "ami sim: {} meters -> adapter {} (spool {}) -> {root}.raw.<protocol>.{}; {}; Ctrl-C stops",
@@ -255,7 +287,7 @@ async fn sim(args: SimArgs, trusted: Vec<VerifyingKey>) -> Result<ExitCode> {
         sim_ms += step_ms;
         let uplinks = fleet
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .tick(sim_ms, step_ms)
             .uplinks;
         let frames: Vec<SpoolFrame> = uplinks

@@ -149,3 +149,144 @@ fn integration_cli_sim_publishes_every_frame_and_obeys_signed_commands() {
         bus.delete_streams().await.unwrap();
     });
 }
+
+/// `ami sim --dlms-listen`: a DLMS client associates with the simulated meters through one
+/// address (the wPort names the meter), reads registers and the load profile the meter
+/// captured at every tick, and a wrong password is refused.
+#[test]
+fn integration_cli_sim_serves_dlms_clients() {
+    use std::io::{BufRead, BufReader};
+
+    use ami_dlms_client::{Authentication, Client, ClientConfig, ClientError, Framing};
+    use ami_domain::Obis;
+
+    let root = format!("simdlms{}", std::process::id());
+    let home = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ami"))
+        .args(["sim", "--meters", "8", "--seed", "3", "--rate", "20"])
+        .args(["--dlms-listen", "127.0.0.1:0", "--dlms-password", "s3cret"])
+        .env("AMI_HOME", home.path())
+        .env("NATS_URL", NATS)
+        .env("AMI_SUBJECT_ROOT", &root)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("run ami sim");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // "dlms: meter <id> at <addr> wPort <n>" per meter, then "dlms: serving ...".
+    let mut meters: Vec<(String, String, u16)> = Vec::new();
+    let mut ticks = 0;
+    while ticks < 12 {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("ami sim printed nothing");
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.as_slice() {
+            ["dlms:", "meter", id, "at", addr, "wPort", w] => {
+                meters.push((id.to_string(), addr.to_string(), w.parse().unwrap()));
+            }
+            ["tick", ..] => ticks += 1,
+            _ => {}
+        }
+    }
+    let expected: Vec<String> = Fleet::with_config(&FleetConfig {
+        meters: 8,
+        seed: 3,
+        ..FleetConfig::default()
+    })
+    .unwrap()
+    .meters
+    .iter()
+    .filter(|m| m.protocol == Protocol::Dlms)
+    .map(|m| m.id.clone())
+    .collect();
+    assert_eq!(
+        meters.iter().map(|m| m.0.clone()).collect::<Vec<_>>(),
+        expected
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let config = |wport: u16, password: &[u8]| {
+            let mut c = ClientConfig::new(Framing::Wrapper {
+                client: 16,
+                server: wport,
+            });
+            c.authentication = Authentication::Low(password.to_vec());
+            c
+        };
+        for (id, addr, wport) in &meters {
+            let io = tokio::net::TcpStream::connect(addr.as_str()).await.unwrap();
+            let mut c = Client::connect(io, config(*wport, b"s3cret"))
+                .await
+                .unwrap();
+            let energy = c
+                .read_register(Obis::new(1, 0, 1, 8, 0, 255))
+                .await
+                .unwrap()
+                .raw
+                .unwrap();
+            let id_read = c
+                .get(
+                    ami_dlms_client::Target::new(1, Obis::new(0, 0, 96, 1, 1, 255), 2),
+                    None,
+                )
+                .await
+                .unwrap();
+            assert_eq!(id_read.value().unwrap().as_bytes(), Some(id.as_bytes()));
+            // The whole profile: one capture per tick so far, 15 minutes apart on the
+            // meter's clock, energy never falling and never above the register read after.
+            let profile = c
+                .read_profile_range(Obis::new(1, 0, 99, 1, 0, 255), 0, 4_102_444_800_000)
+                .await
+                .unwrap();
+            let value = profile.value().unwrap();
+            let rows = value.elements().unwrap();
+            assert!(rows.len() >= 12, "{} rows after 12 ticks", rows.len());
+            let mut last: Option<(i64, i128)> = None;
+            for r in rows {
+                let f = r.elements().unwrap();
+                let t = ami_dlms_client::objects::unix_ms(&f[0]).unwrap();
+                let wh = f[2].as_i128().unwrap();
+                if let Some((t0, wh0)) = last {
+                    assert!(
+                        (t - t0 - 900_000).abs() < 1000 || f[1].as_i128() != Some(0),
+                        "{t0} -> {t}"
+                    );
+                    assert!(wh >= wh0, "energy fell from {wh0} to {wh}");
+                }
+                last = Some((t, wh));
+            }
+            let after = c
+                .read_register(Obis::new(1, 0, 1, 8, 0, 255))
+                .await
+                .unwrap()
+                .raw
+                .unwrap();
+            assert!(energy <= after);
+            assert!(last.unwrap().1 <= after);
+            c.release().await.unwrap();
+        }
+        let (_, addr, wport) = &meters[0];
+        let io = tokio::net::TcpStream::connect(addr.as_str()).await.unwrap();
+        match Client::connect(io, config(*wport, b"00000000")).await {
+            Err(ClientError::Refused { diagnostic, .. }) => assert_eq!(diagnostic, 13),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    rt.block_on(async {
+        let bus = NatsBus::connect(NATS, Topology::new(&root), 64)
+            .await
+            .unwrap();
+        bus.delete_streams().await.unwrap();
+    });
+}

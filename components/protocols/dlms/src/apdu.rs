@@ -95,6 +95,8 @@ pub enum Apdu<'a> {
         invoke_id: u8,
         /// The attribute asked for.
         attribute: Descriptor,
+        /// Selective access: the selector and its parameters.
+        access: Option<(u8, Data<'a>)>,
     },
     /// get-request-next (0xC0 02).
     GetRequestNext {
@@ -206,12 +208,12 @@ fn data_result<'a>(cur: &mut Cursor<'a>) -> Result<DataResult<'a>, DecodeError> 
 }
 
 /// Skips an optional selective-access descriptor.
-fn access_selection(cur: &mut Cursor<'_>) -> Result<(), DecodeError> {
-    if cur.u8("access-selection flag")? != 0 {
-        cur.u8("access selector")?;
-        data(cur)?;
+fn access_selection<'a>(cur: &mut Cursor<'a>) -> Result<Option<(u8, Data<'a>)>, DecodeError> {
+    if cur.u8("access-selection flag")? == 0 {
+        return Ok(None);
     }
-    Ok(())
+    let selector = cur.u8("access selector")?;
+    Ok(Some((selector, data(cur)?)))
 }
 
 fn other(tag: u8) -> Option<&'static str> {
@@ -404,10 +406,11 @@ impl<'a> Apdu<'a> {
         Ok(match (tag, choice) {
             (0xC0, 1) => {
                 let attribute = descriptor(cur, "attribute descriptor")?;
-                access_selection(cur)?;
+                let access = access_selection(cur)?;
                 Apdu::GetRequest {
                     invoke_id,
                     attribute,
+                    access,
                 }
             }
             (0xC0, 2) => Apdu::GetRequestNext {

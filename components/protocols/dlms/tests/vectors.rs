@@ -234,7 +234,8 @@ fn requests_and_responses() -> Result<(), String> {
                 class_id: 1,
                 instance: Obis::new(0, 0, 43, 1, 0, 255),
                 index: 2
-            }
+            },
+            access: None,
         }
     );
     let v = vector("dlms_cosem-apdu-get-54")?;

@@ -44,7 +44,9 @@ enum AuthArg {
     about = "Reads and commands DLMS/COSEM meters over TCP"
 )]
 struct Cli {
-    /// A meter: `<name>=<host:port>`; repeat for more.
+    /// A meter: `<name>=<host:port>`, or `<name>=<host:port>/<server address>` for one of
+    /// several logical devices behind one address (a gateway, `ami sim --dlms-listen`);
+    /// repeat for more.
     #[arg(long = "meter", required = true)]
     meters: Vec<String>,
     /// Framing on the TCP connection.
@@ -153,13 +155,32 @@ async fn main() -> anyhow::Result<()> {
     let mut meters = HashMap::new();
     for m in &cli.meters {
         let Some((name, address)) = m.split_once('=') else {
-            bail!("--meter {m}: expected <name>=<host:port>");
+            bail!("--meter {m}: expected <name>=<host:port>[/<server address>]");
         };
+        let (address, server) = match address.split_once('/') {
+            None => (address, None),
+            Some((a, s)) => (
+                a,
+                Some(s.parse::<u16>().with_context(|| {
+                    format!("--meter {m}: the server address after / is not a number")
+                })?),
+            ),
+        };
+        let mut config = config.clone();
+        if let Some(server) = server {
+            config.framing = match config.framing {
+                Framing::Wrapper { client, .. } => Framing::Wrapper { client, server },
+                Framing::Hdlc(h) => Framing::Hdlc(HdlcSettings {
+                    server_logical: server,
+                    ..h
+                }),
+            };
+        }
         meters.insert(
             name.to_owned(),
             MeterTarget {
                 address: address.to_owned(),
-                config: config.clone(),
+                config,
                 registers: registers.clone(),
                 has_relay: false,
             },
