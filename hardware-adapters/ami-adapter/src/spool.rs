@@ -263,10 +263,7 @@ fn decode(version: u8, body: &[u8]) -> Option<SpoolRecord> {
 
 /// Reads the record at the reader's position (in segment `path`): `Ok(None)` at a clean end
 /// or a torn tail; a whole record of a version this code does not know is an error.
-fn read_record(
-    r: &mut impl Read,
-    path: &Path,
-) -> Result<Option<(SpoolRecord, u64)>, SpoolError> {
+fn read_record(r: &mut impl Read, path: &Path) -> Result<Option<(SpoolRecord, u64)>, SpoolError> {
     let mut head = [0u8; 8];
     match r.read_exact(&mut head) {
         Ok(()) => {}
@@ -709,7 +706,11 @@ mod tests {
         fs::write(dir.path().join(format!("seg-{:020}.log", 1)), &seg).unwrap();
         fs::write(dir.path().join("spool-id"), "0123456789abcdef").unwrap();
         let mut s = Spool::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!((s.next_seq(), s.bytes()), (3, seg.len() as u64), "nothing cut");
+        assert_eq!(
+            (s.next_seq(), s.bytes()),
+            (3, seg.len() as u64),
+            "nothing cut"
+        );
         let got = s.unacked(10).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(
@@ -719,7 +720,12 @@ mod tests {
         assert_eq!(got[1].frame, old_frame(None, "", b"\x00\xff"));
         // A frame without RSSI is still written exactly as before.
         let mut buf = Vec::new();
-        encode(1, &old_frame(Some("E0025"), tp, b"/ISK5\r\n!1234\r\n"), &mut buf).unwrap();
+        encode(
+            1,
+            &old_frame(Some("E0025"), tp, b"/ISK5\r\n!1234\r\n"),
+            &mut buf,
+        )
+        .unwrap();
         assert_eq!(buf, old_record(1, Some("E0025"), tp, b"/ISK5\r\n!1234\r\n"));
         // New records go after the old ones in the same segment, and all read back.
         let with_rssi = SpoolFrame {
@@ -731,12 +737,19 @@ mod tests {
             rssi_dbm: Some(i16::MIN),
             ..with_rssi.clone()
         };
-        s.append(&[with_rssi.clone(), old_frame(None, "", b"x"), extreme.clone()])
-            .unwrap();
+        s.append(&[
+            with_rssi.clone(),
+            old_frame(None, "", b"x"),
+            extreme.clone(),
+        ])
+        .unwrap();
         drop(s);
         let mut s = Spool::open(dir.path(), 1 << 20).unwrap();
         let all = s.unacked(10).unwrap();
-        assert_eq!(all.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+        assert_eq!(
+            all.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
         assert_eq!(all[2].frame, with_rssi);
         assert_eq!(all[3].frame.rssi_dbm, None);
         assert_eq!(all[4].frame, extreme);
@@ -753,12 +766,20 @@ mod tests {
         assert_eq!(buf[3], V1_RSSI);
         let path = Path::new("seg");
         assert_eq!(
-            read_record(&mut buf.as_slice(), path).unwrap().unwrap().0.frame,
+            read_record(&mut buf.as_slice(), path)
+                .unwrap()
+                .unwrap()
+                .0
+                .frame,
             f
         );
         let mut flipped = buf.clone();
         flipped[3] = V0;
-        assert!(read_record(&mut flipped.as_slice(), path).unwrap().is_none());
+        assert!(
+            read_record(&mut flipped.as_slice(), path)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -771,7 +792,9 @@ mod tests {
         let mut body = Vec::new();
         encode(2, &frame(2), &mut body).unwrap();
         let body = body[8..].to_vec();
-        let mut rec = ((body.len() as u32) | (9 << VERSION_SHIFT)).to_le_bytes().to_vec();
+        let mut rec = ((body.len() as u32) | (9 << VERSION_SHIFT))
+            .to_le_bytes()
+            .to_vec();
         rec.extend_from_slice(&record_crc(9, &body).to_le_bytes());
         rec.extend_from_slice(&body);
         let seg = dir.path().join(format!("seg-{:020}.log", 1));

@@ -478,7 +478,10 @@ mod tests {
             let exact = 8.0 / 15.0 * f64::from(raw) - 380.0 / 3.0;
             assert!((f64::from(rssi_dbm(raw)) - exact).abs() <= 0.5, "{raw}");
         }
-        assert_eq!(HciFrame::indication(&[1, 0x44], Some(200), true).rssi_dbm(), Some(-20));
+        assert_eq!(
+            HciFrame::indication(&[1, 0x44], Some(200), true).rssi_dbm(),
+            Some(-20)
+        );
     }
 
     #[test]

@@ -470,7 +470,10 @@ mod tests {
         assert_eq!(t.get("a").unwrap().last_dbm, Some(-81));
         assert_eq!(t.get("c").unwrap().last_dbm, None);
         assert_eq!(
-            t.entries().iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            t.entries()
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>(),
             ["a", "c", "d"]
         );
         for i in 0..1000 {

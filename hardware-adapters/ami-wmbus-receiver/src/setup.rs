@@ -95,7 +95,9 @@ pub enum ConfigError {
         error: ResponseError,
     },
     /// The dongle cannot listen in the link mode asked for.
-    #[error("{info} cannot listen in link mode {link_mode} (C1 and T1 at once needs iM871A firmware 1.4 or later)")]
+    #[error(
+        "{info} cannot listen in link mode {link_mode} (C1 and T1 at once needs iM871A firmware 1.4 or later)"
+    )]
     Unsupported {
         /// The dongle.
         info: DeviceInfo,

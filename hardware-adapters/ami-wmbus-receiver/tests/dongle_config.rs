@@ -246,7 +246,10 @@ async fn configures_the_dongle_and_carries_rssi_to_nats() {
         assert_eq!(f.rssi_dbm, Some(*dbm), "telegram {i}");
         assert_eq!(f.data.as_ref(), telegram.as_slice(), "telegram {i}");
         assert_eq!(f.protocol, "wmbus");
-        assert_eq!(f.meter_hint.as_deref(), Some(telegrams[[0, 1, 2, 3, 0][i]].0.as_str()));
+        assert_eq!(
+            f.meter_hint.as_deref(),
+            Some(telegrams[[0, 1, 2, 3, 0][i]].0.as_str())
+        );
     }
 }
 

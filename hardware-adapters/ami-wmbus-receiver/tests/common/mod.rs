@@ -91,8 +91,7 @@ impl Dongle {
     /// The next whole frame the receiver sent, byte for byte, or `None` after `timeout`.
     pub fn request(&mut self, timeout: Duration) -> Option<Vec<u8>> {
         let Dongle { pty, buf } = self;
-        if buf.first().is_none_or(|&b| b == SOF) && frame_len(buf).is_none_or(|n| buf.len() < n)
-        {
+        if buf.first().is_none_or(|&b| b == SOF) && frame_len(buf).is_none_or(|n| buf.len() < n) {
             let have = buf.clone();
             let more = pty.read_until(timeout, |got| {
                 let all = [have.as_slice(), got].concat();
