@@ -210,6 +210,7 @@ impl Adapter {
             meter_hint: r.frame.meter_hint,
             received_at_ms: r.frame.received_at_ms,
             traceparent: r.frame.traceparent,
+            rssi_dbm: r.frame.rssi_dbm,
             data: r.frame.data,
         }
     }

@@ -5,10 +5,27 @@
 //! Layout of a spool directory:
 //! - `spool-id`: a random id made when the spool is created; it goes into every frame's
 //!   de-duplication id, so a new spool never collides with an old one's sequence numbers;
-//! - `seg-<first sequence>.log`: segments of records `[len u32][crc32 u32][body]`, appended in
-//!   order and synced per batch; a torn record at the end of the last segment (a crash while
-//!   writing) is cut off when the spool opens;
+//! - `seg-<first sequence>.log`: segments of records `[word u32][crc32 u32][body]`, appended
+//!   in order and synced per batch; a torn record at the end of the last segment (a crash
+//!   while writing) is cut off when the spool opens;
 //! - `acked`: the sequence of the last frame the bus stored, replaced atomically.
+//!
+//! Records are versioned in the top byte of their first word, whose low 24 bits are the body's
+//! length (bodies are at most [`MAX_RECORD`], 1 MiB, so every record written before versions
+//! existed has a zero there):
+//! - version 0 (every record before RSSI was carried, and every frame without RSSI since,
+//!   byte for byte): body `seq u64 | received_at_ms i64 | proto_len u8 | protocol |
+//!   meter_len u16 (0xFFFF: none) | meter | tp_len u8 | traceparent | data`, CRC-32 of the
+//!   body;
+//! - version 1 (a frame with [`SpoolFrame::rssi_dbm`]): version 0's body with `rssi_dbm i16`
+//!   between the traceparent and the data; its CRC-32 covers the version byte, then the body,
+//!   so a flipped version byte fails the check.
+//!
+//! A record whose CRC checks but whose version this code does not know (written by a newer
+//! adapter) stops the spool from opening with [`SpoolError::UnknownVersion`] rather than being
+//! cut off as torn: downgrading an adapter must not destroy frames it cannot read. An older
+//! adapter reading version 1 records takes them for a torn tail: drain the spool before
+//! downgrading a receiver that carries RSSI.
 //!
 //! The spool is bounded: an append that would take it past `max_bytes` is refused with
 //! [`SpoolError::Full`] rather than dropping older frames; the link then holds its frames (a
@@ -24,6 +41,15 @@ use bytes::Bytes;
 const SEGMENT_BYTES: u64 = 16 << 20;
 /// Largest record body accepted (a frame plus its metadata).
 pub const MAX_RECORD: usize = 1 << 20;
+/// The length bits of a record's first word.
+const LEN_MASK: u32 = 0x00FF_FFFF;
+/// Where the record version sits in a record's first word.
+const VERSION_SHIFT: u32 = 24;
+/// Record version: the body before RSSI was carried.
+const V0: u8 = 0;
+/// Record version: RSSI in dBm between traceparent and data.
+const V1_RSSI: u8 = 1;
+const _: () = assert!(MAX_RECORD <= LEN_MASK as usize);
 
 /// What went wrong in the spool.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +76,16 @@ pub enum SpoolError {
     /// A field does not fit its record slot.
     #[error("{0} is too long for the spool record")]
     FieldTooLong(&'static str),
+    /// A record is of a version this code cannot read (written by a newer adapter).
+    #[error(
+        "spool {path}: record version {version} is newer than this adapter reads; run the newer adapter until its spool is drained"
+    )]
+    UnknownVersion {
+        /// The segment.
+        path: PathBuf,
+        /// The record's version.
+        version: u8,
+    },
     /// The acknowledged sequence is beyond what was appended.
     #[error("ack of sequence {acked} beyond the last appended {last}")]
     AckBeyondEnd {
@@ -78,6 +114,8 @@ pub struct SpoolFrame {
     pub received_at_ms: i64,
     /// W3C trace context of the receiving span.
     pub traceparent: Option<String>,
+    /// Received signal strength in dBm, for links over radio that measure it.
+    pub rssi_dbm: Option<i16>,
     /// The bytes.
     pub data: Bytes,
 }
@@ -132,13 +170,23 @@ fn encode(seq: u64, f: &SpoolFrame, out: &mut Vec<u8>) -> Result<(), SpoolError>
         Some(_) => return Err(SpoolError::FieldTooLong("meter hint")),
         None => 0xFFFF,
     };
-    let body_len =
-        8 + 8 + 1 + proto.len() + 2 + meter.map_or(0, <[u8]>::len) + 1 + tp.len() + f.data.len();
+    let version = if f.rssi_dbm.is_some() { V1_RSSI } else { V0 };
+    let body_len = 8
+        + 8
+        + 1
+        + proto.len()
+        + 2
+        + meter.map_or(0, <[u8]>::len)
+        + 1
+        + tp.len()
+        + if version == V1_RSSI { 2 } else { 0 }
+        + f.data.len();
     if body_len > MAX_RECORD {
         return Err(SpoolError::TooLarge(f.data.len()));
     }
     let start = out.len();
-    out.extend_from_slice(&(body_len as u32).to_le_bytes());
+    let word = (body_len as u32) | (u32::from(version) << VERSION_SHIFT);
+    out.extend_from_slice(&word.to_le_bytes());
     out.extend_from_slice(&[0; 4]);
     let body = out.len();
     out.extend_from_slice(&seq.to_le_bytes());
@@ -151,10 +199,25 @@ fn encode(seq: u64, f: &SpoolFrame, out: &mut Vec<u8>) -> Result<(), SpoolError>
     }
     out.push(tp_len);
     out.extend_from_slice(tp);
+    if let Some(r) = f.rssi_dbm {
+        out.extend_from_slice(&r.to_le_bytes());
+    }
     out.extend_from_slice(&f.data);
-    let crc = crc32fast::hash(&out[body..]);
+    let crc = record_crc(version, &out[body..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
     Ok(())
+}
+
+/// The CRC-32 of a record: of its body for version 0 (as before versions existed), of the
+/// version byte then the body for later versions.
+fn record_crc(version: u8, body: &[u8]) -> u32 {
+    if version == V0 {
+        return crc32fast::hash(body);
+    }
+    let mut h = crc32fast::Hasher::new();
+    h.update(&[version]);
+    h.update(body);
+    h.finalize()
 }
 
 /// Splits `n` bytes off the front of `b`.
@@ -167,7 +230,7 @@ fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
     Some(head)
 }
 
-fn decode(body: &[u8]) -> Option<SpoolRecord> {
+fn decode(version: u8, body: &[u8]) -> Option<SpoolRecord> {
     let mut b = body;
     let seq = u64::from_le_bytes(take(&mut b, 8)?.try_into().ok()?);
     let received_at_ms = i64::from_le_bytes(take(&mut b, 8)?.try_into().ok()?);
@@ -181,6 +244,10 @@ fn decode(body: &[u8]) -> Option<SpoolRecord> {
     };
     let tp_len = *take(&mut b, 1)?.first()? as usize;
     let tp = String::from_utf8(take(&mut b, tp_len)?.to_vec()).ok()?;
+    let rssi_dbm = match version {
+        V1_RSSI => Some(i16::from_le_bytes(take(&mut b, 2)?.try_into().ok()?)),
+        _ => None,
+    };
     Some(SpoolRecord {
         seq,
         frame: SpoolFrame {
@@ -188,21 +255,25 @@ fn decode(body: &[u8]) -> Option<SpoolRecord> {
             meter_hint,
             received_at_ms,
             traceparent: (!tp.is_empty()).then_some(tp),
+            rssi_dbm,
             data: Bytes::copy_from_slice(b),
         },
     })
 }
 
-/// Reads the record at the reader's position: `Ok(None)` at a clean end or a torn tail.
-fn read_record(r: &mut impl Read) -> std::io::Result<Option<(SpoolRecord, u64)>> {
+/// Reads the record at the reader's position (in segment `path`): `Ok(None)` at a clean end
+/// or a torn tail; a whole record of a version this code does not know is an error.
+fn read_record(r: &mut impl Read, path: &Path) -> Result<Option<(SpoolRecord, u64)>, SpoolError> {
     let mut head = [0u8; 8];
     match r.read_exact(&mut head) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
+        Err(e) => return Err(io(path)(e)),
     }
-    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let word = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
     let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    let len = (word & LEN_MASK) as usize;
+    let version = (word >> VERSION_SHIFT) as u8;
     if len > MAX_RECORD {
         return Ok(None);
     }
@@ -210,12 +281,18 @@ fn read_record(r: &mut impl Read) -> std::io::Result<Option<(SpoolRecord, u64)>>
     match r.read_exact(&mut body) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
+        Err(e) => return Err(io(path)(e)),
     }
-    if crc32fast::hash(&body) != crc {
+    if record_crc(version, &body) != crc {
         return Ok(None);
     }
-    Ok(decode(&body).map(|rec| (rec, 8 + len as u64)))
+    if version > V1_RSSI {
+        return Err(SpoolError::UnknownVersion {
+            path: path.to_owned(),
+            version,
+        });
+    }
+    Ok(decode(version, &body).map(|rec| (rec, 8 + len as u64)))
 }
 
 fn new_id() -> String {
@@ -408,7 +485,7 @@ impl Spool {
             let mut r = BufReader::with_capacity(256 << 10, file);
             let mut pos = start;
             while out.len() < max && pos.seq <= last {
-                let Some((rec, len)) = read_record(&mut r).map_err(io(&path))? else {
+                let Some((rec, len)) = read_record(&mut r, &path)? else {
                     break;
                 };
                 pos.offset += len;
@@ -458,7 +535,7 @@ fn scan(path: &Path, first: u64) -> Result<(u64, u64), SpoolError> {
     let size = file.metadata().map_err(io(path))?.len();
     let mut r = BufReader::new(file);
     let (mut valid, mut last) = (0u64, first - 1);
-    while let Some((rec, len)) = read_record(&mut r).map_err(io(path))? {
+    while let Some((rec, len)) = read_record(&mut r, path)? {
         if rec.seq != last + 1 {
             break;
         }
@@ -500,6 +577,7 @@ mod tests {
             meter_hint: i.is_multiple_of(2).then(|| format!("m{i}")),
             received_at_ms: i as i64,
             traceparent: None,
+            rssi_dbm: None,
             data: Bytes::from(format!("frame {i}")),
         }
     }
@@ -583,6 +661,168 @@ mod tests {
         s.ack(40).unwrap();
         assert_eq!(segs(), 1);
         assert_eq!(s.pending(), 0);
+    }
+
+    /// A record as adapters wrote them before records had versions, built by hand.
+    fn old_record(seq: u64, meter: Option<&str>, tp: &str, data: &[u8]) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend_from_slice(&seq.to_le_bytes());
+        body.extend_from_slice(&1_700_000_000_000i64.to_le_bytes());
+        body.push(4);
+        body.extend_from_slice(b"dsmr");
+        match meter {
+            Some(m) => {
+                body.extend_from_slice(&(m.len() as u16).to_le_bytes());
+                body.extend_from_slice(m.as_bytes());
+            }
+            None => body.extend_from_slice(&[0xFF, 0xFF]),
+        }
+        body.push(tp.len() as u8);
+        body.extend_from_slice(tp.as_bytes());
+        body.extend_from_slice(data);
+        let mut rec = (body.len() as u32).to_le_bytes().to_vec();
+        rec.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        rec.extend_from_slice(&body);
+        rec
+    }
+
+    fn old_frame(meter: Option<&str>, tp: &str, data: &[u8]) -> SpoolFrame {
+        SpoolFrame {
+            protocol: "dsmr".into(),
+            meter_hint: meter.map(str::to_owned),
+            received_at_ms: 1_700_000_000_000,
+            traceparent: (!tp.is_empty()).then(|| tp.to_owned()),
+            rssi_dbm: None,
+            data: Bytes::copy_from_slice(data),
+        }
+    }
+
+    #[test]
+    fn records_written_before_versions_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let mut seg = old_record(1, Some("E0025"), tp, b"/ISK5\r\n!1234\r\n");
+        seg.extend(old_record(2, None, "", b"\x00\xff"));
+        fs::write(dir.path().join(format!("seg-{:020}.log", 1)), &seg).unwrap();
+        fs::write(dir.path().join("spool-id"), "0123456789abcdef").unwrap();
+        let mut s = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(
+            (s.next_seq(), s.bytes()),
+            (3, seg.len() as u64),
+            "nothing cut"
+        );
+        let got = s.unacked(10).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            got[0].frame,
+            old_frame(Some("E0025"), tp, b"/ISK5\r\n!1234\r\n")
+        );
+        assert_eq!(got[1].frame, old_frame(None, "", b"\x00\xff"));
+        // A frame without RSSI is still written exactly as before.
+        let mut buf = Vec::new();
+        encode(
+            1,
+            &old_frame(Some("E0025"), tp, b"/ISK5\r\n!1234\r\n"),
+            &mut buf,
+        )
+        .unwrap();
+        assert_eq!(buf, old_record(1, Some("E0025"), tp, b"/ISK5\r\n!1234\r\n"));
+        // New records go after the old ones in the same segment, and all read back.
+        let with_rssi = SpoolFrame {
+            protocol: "wmbus".into(),
+            rssi_dbm: Some(-87),
+            ..old_frame(Some("AMI-10000002"), "", &[0x2E, 0x44])
+        };
+        let extreme = SpoolFrame {
+            rssi_dbm: Some(i16::MIN),
+            ..with_rssi.clone()
+        };
+        s.append(&[
+            with_rssi.clone(),
+            old_frame(None, "", b"x"),
+            extreme.clone(),
+        ])
+        .unwrap();
+        drop(s);
+        let mut s = Spool::open(dir.path(), 1 << 20).unwrap();
+        let all = s.unacked(10).unwrap();
+        assert_eq!(
+            all.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
+        assert_eq!(all[2].frame, with_rssi);
+        assert_eq!(all[3].frame.rssi_dbm, None);
+        assert_eq!(all[4].frame, extreme);
+    }
+
+    #[test]
+    fn a_flipped_version_byte_fails_the_check() {
+        let f = SpoolFrame {
+            rssi_dbm: Some(-50),
+            ..frame(1)
+        };
+        let mut buf = Vec::new();
+        encode(1, &f, &mut buf).unwrap();
+        assert_eq!(buf[3], V1_RSSI);
+        let path = Path::new("seg");
+        assert_eq!(
+            read_record(&mut buf.as_slice(), path)
+                .unwrap()
+                .unwrap()
+                .0
+                .frame,
+            f
+        );
+        let mut flipped = buf.clone();
+        flipped[3] = V0;
+        assert!(
+            read_record(&mut flipped.as_slice(), path)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_record_of_a_newer_version_stops_the_spool_rather_than_being_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(dir.path(), 1 << 20).unwrap();
+        s.append(&[frame(1)]).unwrap();
+        drop(s);
+        // A well-formed record of version 9 (its CRC covers the version byte).
+        let mut body = Vec::new();
+        encode(2, &frame(2), &mut body).unwrap();
+        let body = body[8..].to_vec();
+        let mut rec = ((body.len() as u32) | (9 << VERSION_SHIFT))
+            .to_le_bytes()
+            .to_vec();
+        rec.extend_from_slice(&record_crc(9, &body).to_le_bytes());
+        rec.extend_from_slice(&body);
+        let seg = dir.path().join(format!("seg-{:020}.log", 1));
+        let before = fs::metadata(&seg).unwrap().len();
+        let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+        f.write_all(&rec).unwrap();
+        drop(f);
+        let err = Spool::open(dir.path(), 1 << 20).unwrap_err();
+        assert!(
+            matches!(err, SpoolError::UnknownVersion { version: 9, .. }),
+            "{err}"
+        );
+        assert_eq!(
+            fs::metadata(&seg).unwrap().len(),
+            before + rec.len() as u64,
+            "nothing cut"
+        );
+        // The same bytes with a wrong CRC are a torn tail, cut as before.
+        let mut f = OpenOptions::new().write(true).open(&seg).unwrap();
+        f.set_len(before).unwrap();
+        let mut bad = rec.clone();
+        bad[4] ^= 1;
+        f.seek(SeekFrom::End(0)).unwrap();
+        f.write_all(&bad).unwrap();
+        drop(f);
+        let s = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(s.next_seq(), 2);
+        assert_eq!(fs::metadata(&seg).unwrap().len(), before);
     }
 
     #[test]

@@ -159,6 +159,7 @@ impl DlmsMeterLink {
                 meter_hint: Some(meter.to_owned()),
                 received_at_ms: now_ms(),
                 traceparent: None,
+                rssi_dbm: None,
                 data: frame.clone().into(),
             }])
             .map_err(|e| LinkError::Unreachable(format!("spool: {e}")))?;

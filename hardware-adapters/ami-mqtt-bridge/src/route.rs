@@ -147,6 +147,7 @@ impl Router {
                     meter_hint: meter,
                     received_at_ms,
                     traceparent: None,
+                    rssi_dbm: None,
                     data: Bytes::from(data),
                 })
             }

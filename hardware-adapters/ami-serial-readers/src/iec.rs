@@ -550,6 +550,7 @@ pub fn run<L: Link + ?Sized>(
                     meter_hint: meter_hint.map(str::to_owned),
                     received_at_ms: now_ms(),
                     traceparent: None,
+                    rssi_dbm: None,
                     data: Bytes::from(r.frame),
                 };
                 match adapter.accept(vec![frame]) {

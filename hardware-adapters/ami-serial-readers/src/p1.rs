@@ -317,6 +317,7 @@ fn deliver(pieces: Vec<Piece>, adapter: &Adapter, cfg: &P1Config, stats: &P1Stat
                     meter_hint: cfg.meter_hint.clone(),
                     received_at_ms: now_ms(),
                     traceparent: None,
+                    rssi_dbm: None,
                     data: Bytes::from(t),
                 };
                 match adapter.accept(vec![frame]) {

@@ -43,6 +43,26 @@ pub const CTRL_CRC: u8 = 0x8;
 /// The longest frame: header 4, payload 255, time stamp 4, RSSI 1, CRC 2.
 pub const MAX_FRAME: usize = 4 + 255 + 4 + 1 + 2;
 
+/// The received signal strength in dBm of the raw RSSI byte an iM871A attaches.
+///
+/// The byte is the radio chip's RSSI register (a Silicon Labs Si1002 in the iM871A), which
+/// rises by about half a dB per step. Two independent hosts of the iM871A convert it with the
+/// same straight line, `dBm = 8/15 * raw - 380/3`, through (50, -100 dBm) and (200, -20 dBm):
+/// the OpenMUC jmbus `WMBusConnectionImst` ("tested with the IMST iM871A-USB",
+/// `m = 80/150`, `b = -100 - 4000/150`) and an IMST driver for Node.js
+/// (`8.0/15.0 * rssi - 380.0/3.0`). wmbusmeters reads the same chip curve (Si1002 data sheet,
+/// figure 7-3 "RSSI vs. input power") with nearby points, (45, -100) and (205, -20), and
+/// saturates at 0 dBm; the two agree within 3 dB between -100 and -20 dBm. IMST's own
+/// specification was not at hand to confirm either. The result is rounded to the nearest dB;
+/// no clamp is applied (raw 0 gives -127 dBm, raw 255 gives +9 dBm, where the chip is
+/// saturated anyway).
+pub fn rssi_dbm(raw: u8) -> i16 {
+    // 8/15 * raw - 380/3 = (8 * raw - 1900) / 15, rounded half away from zero.
+    let n = 8 * i32::from(raw) - 1900;
+    let q = if n >= 0 { (n + 7) / 15 } else { (n - 7) / 15 };
+    q as i16
+}
+
 /// CRC-16/X-25 of `data`.
 pub fn crc16(data: &[u8]) -> u16 {
     let mut crc: u16 = 0xFFFF;
@@ -134,6 +154,11 @@ impl HciFrame {
             f.extend_from_slice(&c.to_le_bytes());
         }
         f
+    }
+
+    /// The RSSI attached, in dBm ([`rssi_dbm`]).
+    pub fn rssi_dbm(&self) -> Option<i16> {
+        self.rssi.map(rssi_dbm)
     }
 
     /// A `WMBUSMSG_IND` carrying `telegram` (L field first, without CRC blocks), with an RSSI
@@ -243,6 +268,16 @@ impl Splitter {
             require_crc,
             noise: 0,
         }
+    }
+
+    /// From now on, drop (or accept) frames without a CRC; bytes held stay.
+    pub fn set_require_crc(&mut self, require: bool) {
+        self.require_crc = require;
+    }
+
+    /// Whether frames without a CRC are dropped.
+    pub fn requires_crc(&self) -> bool {
+        self.require_crc
     }
 
     /// Bytes held (never more than [`MAX_FRAME`]).
@@ -427,6 +462,26 @@ mod tests {
         t.extend(0u8..20);
         t[0] = (t.len() - 1) as u8;
         t
+    }
+
+    #[test]
+    fn rssi_in_dbm() {
+        assert_eq!(rssi_dbm(50), -100);
+        assert_eq!(rssi_dbm(200), -20);
+        assert_eq!(rssi_dbm(0), -127);
+        assert_eq!(rssi_dbm(255), 9);
+        // 8/15 * 150 - 126.67 = -46.67
+        assert_eq!(rssi_dbm(150), -47);
+        // 8/15 * 100 - 126.67 = -73.33
+        assert_eq!(rssi_dbm(100), -73);
+        for raw in 0..=255u8 {
+            let exact = 8.0 / 15.0 * f64::from(raw) - 380.0 / 3.0;
+            assert!((f64::from(rssi_dbm(raw)) - exact).abs() <= 0.5, "{raw}");
+        }
+        assert_eq!(
+            HciFrame::indication(&[1, 0x44], Some(200), true).rssi_dbm(),
+            Some(-20)
+        );
     }
 
     #[test]

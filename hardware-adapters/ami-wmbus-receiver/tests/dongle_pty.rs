@@ -13,49 +13,16 @@ use ami_adapter::{Adapter, AdapterConfig};
 use ami_bus::{Bus, LocalBus, RawFrame, StreamKind, Topology};
 use ami_serial_readers::port::{self, LineSettings};
 use ami_serial_readers::testing::Pty;
-use ami_sim::{Fleet, FleetConfig, Protocol, ProtocolMix};
-use ami_wmbus_receiver::hci::{DEVMGMT, HciFrame, SOF};
+use ami_wmbus_receiver::hci::{DEVMGMT, HciFrame, SOF, rssi_dbm};
 use ami_wmbus_receiver::receiver::{self, ReceiverConfig, WmbusStats};
 
-const T0: i64 = 1_688_371_200_000;
+mod common;
 
-/// A sim telegram as a dongle hands it over: L field, then C onwards, CRC blocks removed.
-fn stripped(format_a: &[u8]) -> Vec<u8> {
-    let f = ami_mbus::wireless::parse(format_a).unwrap();
-    assert_eq!(f.format, ami_mbus::wireless::FrameFormat::A);
-    let h = f.header;
-    let mut t = vec![h.l, h.c];
-    t.extend_from_slice(&h.manufacturer.to_le_bytes());
-    t.extend_from_slice(&h.id.to_le_bytes());
-    t.extend_from_slice(&[h.version, h.device_type]);
-    t.extend_from_slice(&f.body);
-    assert_eq!(usize::from(h.l), t.len() - 1);
-    t
-}
+use common::T0;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encrypted_telegrams_reach_the_bus_and_bad_frames_are_dropped() {
-    let fleet = Fleet::with_config(&FleetConfig {
-        meters: 4,
-        seed: 11,
-        mix: ProtocolMix::only(Protocol::WirelessMbus),
-        wmbus_encrypted: true,
-        outages_per_day: 0.0,
-        tampers_per_day: 0.0,
-        gap_probability: 0.0,
-        ..FleetConfig::default()
-    })
-    .unwrap();
-    let telegrams: Vec<(String, Vec<u8>)> = fleet
-        .meters
-        .iter()
-        .map(|m| {
-            let t = ami_sim::wmbus::telegram(m, T0).unwrap();
-            // Security mode 5: the configuration word says so, and the records are ciphered.
-            assert_eq!(t[16] & 0x1F, 0x05, "encrypted telegram");
-            (m.id.clone(), stripped(&t))
-        })
-        .collect();
+    let (fleet, telegrams) = common::fleet(4, 11);
 
     let mut pty = Pty::open().unwrap();
     let slave = pty.slave.clone();
@@ -68,7 +35,9 @@ async fn encrypted_telegrams_reach_the_bus_and_bad_frames_are_dropped() {
         std::thread::spawn(move || {
             let mut link =
                 port::open(&slave, LineSettings::DONGLE, Duration::from_millis(100)).unwrap();
+            // A dongle configured once with the vendor's tool: the receiver only listens.
             let cfg = ReceiverConfig {
+                setup: None,
                 idle: Duration::from_millis(600),
                 ..ReceiverConfig::default()
             };
@@ -167,9 +136,10 @@ async fn encrypted_telegrams_reach_the_bus_and_bad_frames_are_dropped() {
         store.insert(&meter, role, key);
     }
     let mut crypto = ami_crypto::CryptoCtx::new(Arc::new(store));
-    for (d, (meter, t)) in got.iter().zip(&telegrams) {
+    for (i, (d, (meter, t))) in got.iter().zip(&telegrams).enumerate() {
         assert_eq!(d.message.subject, "twm.raw.wmbus.wmbus-1");
         let f = RawFrame::from_message(&d.message).unwrap();
+        assert_eq!(f.rssi_dbm, Some(rssi_dbm(0x90 + i as u8)), "telegram {i}");
         assert_eq!(f.protocol, "wmbus");
         assert_eq!(f.meter_hint.as_deref(), Some(meter.as_str()));
         assert_eq!(f.data.as_ref(), t.as_slice(), "the telegram byte for byte");

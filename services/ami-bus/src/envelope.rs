@@ -51,6 +51,8 @@ pub struct RawFrame {
     pub received_at_ms: i64,
     /// W3C trace context of the span that received it.
     pub traceparent: Option<String>,
+    /// Received signal strength in dBm, for frames that came over radio and were measured.
+    pub rssi_dbm: Option<i16>,
     /// The bytes.
     pub data: Bytes,
 }
@@ -69,6 +71,9 @@ impl RawFrame {
         if let Some(t) = &self.traceparent {
             headers.insert(header::TRACEPARENT, t.clone());
         }
+        if let Some(r) = self.rssi_dbm {
+            headers.insert(header::RSSI_DBM, r.to_string());
+        }
         Message {
             subject: topology.raw(&self.protocol, &self.adapter),
             headers,
@@ -77,10 +82,29 @@ impl RawFrame {
     }
 
     /// Reads a frame back from its message.
+    ///
+    /// The RSSI header is optional metadata: a value that is not a whole number of dBm in
+    /// `i16` range is logged as a warning and read as no RSSI, rather than refusing a frame
+    /// whose bytes and required headers are good.
     pub fn from_message(msg: &Message) -> Result<RawFrame, EnvelopeError> {
         let h = &msg.headers;
         let need = |name: &'static str| h.get(name).ok_or(EnvelopeError::MissingHeader(name));
         let received = need(header::RECEIVED_AT)?;
+        let rssi_dbm = h
+            .get(header::RSSI_DBM)
+            .and_then(|v| match v.trim().parse::<i16>() {
+                Ok(r) => Some(r),
+                Err(_) => {
+                    tracing::warn!(
+                        subject = %msg.subject,
+                        msg_id = msg.msg_id().unwrap_or(""),
+                        value = v,
+                        "raw frame with a malformed {} header; read as no RSSI",
+                        header::RSSI_DBM
+                    );
+                    None
+                }
+            });
         Ok(RawFrame {
             id: need(header::MSG_ID)?.to_owned(),
             protocol: need(header::PROTOCOL)?.to_owned(),
@@ -91,6 +115,7 @@ impl RawFrame {
                 value: received.to_owned(),
             })?,
             traceparent: h.get(header::TRACEPARENT).map(str::to_owned),
+            rssi_dbm,
             data: msg.payload.clone(),
         })
     }
@@ -334,6 +359,7 @@ mod tests {
             meter_hint: Some("E0025".into()),
             received_at_ms: 1_700_000_000_000,
             traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
+            rssi_dbm: None,
             data: Bytes::from_static(b"/ISK5\r\n!1234\r\n"),
         }
     }
@@ -345,6 +371,39 @@ mod tests {
         assert_eq!(m.subject, "ami.raw.dsmr.p1-a");
         assert_eq!(m.msg_id(), Some("p1-a:42"));
         assert_eq!(RawFrame::from_message(&m), Ok(frame()));
+    }
+
+    #[test]
+    fn rssi_travels_in_its_header() {
+        let t = Topology::default();
+        let f = RawFrame {
+            protocol: "wmbus".into(),
+            rssi_dbm: Some(-87),
+            ..frame()
+        };
+        let m = f.to_message(&t);
+        assert_eq!(m.headers.get("Ami-Rssi-Dbm"), Some("-87"));
+        assert_eq!(RawFrame::from_message(&m), Ok(f.clone()));
+        // No header: no RSSI, and none is written for a frame without one.
+        assert_eq!(frame().to_message(&t).headers.get(header::RSSI_DBM), None);
+        for extreme in [i16::MIN, i16::MAX, 0] {
+            let f = RawFrame {
+                rssi_dbm: Some(extreme),
+                ..frame()
+            };
+            assert_eq!(RawFrame::from_message(&f.to_message(&t)), Ok(f));
+        }
+        // A malformed value is read as no RSSI; the frame still reads.
+        for bad in ["", "loud", "-87.5", "40000", "-", "0x10"] {
+            let mut m = f.to_message(&t);
+            m.headers.insert(header::RSSI_DBM, bad);
+            let back = RawFrame::from_message(&m).unwrap();
+            assert_eq!(back.rssi_dbm, None, "{bad:?}");
+            assert_eq!(back.data, f.data);
+        }
+        let mut m = f.to_message(&t);
+        m.headers.insert(header::RSSI_DBM, " -60 ");
+        assert_eq!(RawFrame::from_message(&m).unwrap().rssi_dbm, Some(-60));
     }
 
     #[test]

@@ -14,6 +14,10 @@ pub mod header {
     pub const METER: &str = "Ami-Meter";
     /// When the adapter received a frame, ms since the Unix epoch.
     pub const RECEIVED_AT: &str = "Ami-Received-At";
+    /// Received signal strength of a frame that came over radio, in whole dBm (`-87`). A
+    /// value that is not an `i16` is ignored by `RawFrame::from_message` (with a warning): the
+    /// frame itself is good.
+    pub const RSSI_DBM: &str = "Ami-Rssi-Dbm";
     /// Why a frame is a dead letter.
     pub const DEAD_REASON: &str = "Ami-Dead-Reason";
     /// The class of failure of a dead letter (`decode`, `sandbox`, `envelope`, `no-decoder`,

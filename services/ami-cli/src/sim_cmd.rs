@@ -297,6 +297,7 @@ async fn sim(args: SimArgs, trusted: Vec<VerifyingKey>) -> Result<ExitCode> {
                 meter_hint: None,
                 received_at_ms: u.ts_ms,
                 traceparent: None,
+                rssi_dbm: None,
                 data: Bytes::from(u.bytes),
             })
             .collect();

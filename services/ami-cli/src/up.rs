@@ -210,6 +210,7 @@ async fn up(args: UpArgs, paths: &PathArgs) -> Result<ExitCode> {
                 meter_hint: None,
                 received_at_ms: u.ts_ms,
                 traceparent: None,
+                rssi_dbm: None,
                 data: Bytes::from(u.bytes),
             })
             .collect();

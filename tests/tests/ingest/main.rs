@@ -53,6 +53,7 @@ fn telegrams(meters: usize, ticks: usize) -> (Vec<SpoolFrame>, u64) {
                 meter_hint: None,
                 received_at_ms: ts,
                 traceparent: None,
+                rssi_dbm: None,
                 data: Bytes::from(t.into_bytes()),
             });
         }

@@ -85,6 +85,7 @@ async fn bench(args: IngestBenchArgs, paths: &PathArgs) -> Result<ExitCode> {
                     meter_hint: None,
                     received_at_ms: u.ts_ms,
                     traceparent: None,
+                    rssi_dbm: None,
                     data: Bytes::from(u.bytes),
                 });
             }
@@ -122,6 +123,7 @@ async fn bench(args: IngestBenchArgs, paths: &PathArgs) -> Result<ExitCode> {
                 meter_hint: None,
                 received_at_ms: f.received_at_ms,
                 traceparent: None,
+                rssi_dbm: None,
                 data: f.data.clone(),
             }
             .to_message(&topo)
