@@ -3,11 +3,12 @@
 //! (one request APDU in, one answer APDU out; [`crate::serve`] carries them over TCP).
 //!
 //! * Association: an AARQ for the logical-name context without ciphering, with no
-//!   authentication (the public client) or lowest level security (the password of
-//!   [`ServerConfig::password`]); the AARE carries the InitiateResponse with the conformance
-//!   both sides support and the server's PDU size. A wrong password is refused with
-//!   diagnostic 13 (authentication-failure), a ciphered context with 2, another mechanism
-//!   with 11, an InitiateRequest it cannot serve with a confirmed-service-error.
+//!   authentication (the public client: read only) or lowest level security (the password of
+//!   [`ServerConfig::password`]: read, SET and ACTION); the AARE carries the InitiateResponse
+//!   with the conformance both sides support and the server's PDU size, and only negotiated
+//!   services are served. A wrong password is refused with diagnostic 13
+//!   (authentication-failure), a ciphered context with 2, another mechanism with 11, an
+//!   InitiateRequest it cannot serve with a confirmed-service-error.
 //! * GET (normal, and answers longer than the client's PDU size in data blocks fetched with
 //!   get-request-next) of the push list ([`crate::dlms::objects`]: data, registers with
 //!   scaler-unit, the clock), the disconnect control `0-0:96.3.10` (class 70) and the load
@@ -19,6 +20,9 @@
 //! * SET of the clock (class 8 attribute 2) and ACTION remote_disconnect and
 //!   remote_reconnect (class 70 methods 1 and 2) act on the meter as the matching
 //!   [`Command`]s do; RLRQ ends the association with an RLRE.
+//!
+//! Time values without a deviation (unspecified) are the meter's local time (CET/CEST).
+//! A meter without supply answers nothing ([`Session::handle`] gives `None`).
 //!
 //! Anything else is answered, never dropped: an object it does not have with
 //! data-access-result object-undefined (4), an attribute it does not serve with
@@ -32,6 +36,7 @@ use ami_dlms::axdr::Data as Parsed;
 use ami_dlms::datetime::DateTime;
 use ami_domain::Obis;
 
+use crate::clock;
 use crate::command::Command;
 use crate::dlms::{Data, date_time, ln, objects, put_length};
 use crate::fleet::{Meter, PROFILE_LEN, ProfileEntry};
@@ -50,7 +55,14 @@ pub const PROFILE_STATUS: Obis = Obis::new(0, 0, 96, 10, 1, 255);
 pub const CONFORMANCE: [u8; 3] = [0x00, 0x10, 0x9F];
 
 const CONTEXT_LN: u8 = 1;
+const MECHANISM_NONE: u8 = 0;
 const MECHANISM_LLS: u8 = 1;
+
+/// Conformance bit masks (byte, mask) of the services served.
+const BLOCK_TRANSFER_WITH_GET: (usize, u8) = (1, 0x10);
+const SET: (usize, u8) = (2, 0x08);
+const SELECTIVE_ACCESS: (usize, u8) = (2, 0x04);
+const ACTION: (usize, u8) = (2, 0x01);
 
 /// data-access-result codes (IEC 62056-5-3).
 mod result {
@@ -63,6 +75,7 @@ mod result {
     pub const NO_LONG_GET_IN_PROGRESS: u8 = 16;
     pub const DATA_BLOCK_NUMBER_INVALID: u8 = 19;
     pub const TEMPORARY_FAILURE: u8 = 2;
+    pub const OTHER_REASON: u8 = 250;
 }
 
 /// How the simulated meters serve.
@@ -108,6 +121,16 @@ impl Answer {
 struct Associated {
     /// The largest APDU we may send (the smaller of both sides' PDU sizes).
     max_pdu: usize,
+    /// The negotiated conformance block.
+    conformance: [u8; 3],
+    /// Authenticated (LLS): SET and ACTION allowed.
+    writable: bool,
+}
+
+impl Associated {
+    fn has(&self, (byte, mask): (usize, u8)) -> bool {
+        self.conformance.get(byte).is_some_and(|b| b & mask != 0)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -234,7 +257,7 @@ fn row(e: &ProfileEntry, columns: &[usize]) -> Data {
         columns
             .iter()
             .map(|c| match c {
-                0 => Data::Octets(date_time(e.clock_ms).to_vec()),
+                0 => Data::Octets(date_time(row_ms(e)).to_vec()),
                 1 => Data::U8(e.status),
                 2 => Data::U32(u32::try_from(e.import_wh).unwrap_or(u32::MAX)),
                 _ => Data::U32(u32::try_from(e.export_wh).unwrap_or(u32::MAX)),
@@ -243,12 +266,24 @@ fn row(e: &ProfileEntry, columns: &[usize]) -> Data {
     )
 }
 
+/// The instant a COSEM date-time names; without a deviation, as the meter's local time.
 fn instant(d: &Parsed<'_>) -> Option<i64> {
     let dt = match d {
         Parsed::DateTime(b) => DateTime::from_bytes(b),
         other => DateTime::from_slice(other.as_bytes()?)?,
     };
-    dt.unix_ms()
+    if dt.deviation.is_some() {
+        return dt.unix_ms();
+    }
+    let local = dt.local_ms()?;
+    // CET is UTC+1, CEST UTC+2: the offset in force an hour before the local time read as UTC.
+    let guess = local - 3_600_000;
+    Some(local - clock::offset_s(guess.div_euclid(1000)) * 1000)
+}
+
+/// A capture's time as its row carries it (COSEM date-times hold hundredths).
+fn row_ms(e: &ProfileEntry) -> i64 {
+    e.clock_ms - e.clock_ms.rem_euclid(10)
 }
 
 /// The columns a selective access asks for (capture object definitions); empty: all.
@@ -259,7 +294,10 @@ fn selected_columns(values: Option<&Parsed<'_>>) -> Result<Vec<usize>, u8> {
     if items.is_empty() {
         return Ok(all);
     }
-    items
+    if items.len() > CAPTURE_OBJECTS.len() {
+        return Err(result::SCOPE_OF_ACCESS_VIOLATED);
+    }
+    let columns: Vec<usize> = items
         .iter()
         .map(|def| {
             let f = def.elements().ok_or(result::TYPE_UNMATCHED)?;
@@ -275,7 +313,14 @@ fn selected_columns(values: Option<&Parsed<'_>>) -> Result<Vec<usize>, u8> {
                 })
                 .ok_or(result::SCOPE_OF_ACCESS_VIOLATED)
         })
-        .collect()
+        .collect::<Result<_, u8>>()?;
+    let mut seen = columns.clone();
+    seen.sort_unstable();
+    seen.dedup();
+    if seen.len() != columns.len() {
+        return Err(result::SCOPE_OF_ACCESS_VIOLATED);
+    }
+    Ok(columns)
 }
 
 /// The profile buffer, whole or as the selective access restricts it.
@@ -289,8 +334,9 @@ fn buffer(profile: &VecDeque<ProfileEntry>, access: Option<&(u8, Parsed<'_>)>) -
                 .first()
                 .and_then(Parsed::elements)
                 .ok_or(result::TYPE_UNMATCHED)?;
-            let on_clock =
-                restricting.get(1).and_then(Parsed::as_bytes) == Some(&CLOCK.to_bytes()[..]);
+            let on_clock = restricting.first().and_then(Parsed::as_i128) == Some(8)
+                && restricting.get(1).and_then(Parsed::as_bytes) == Some(&CLOCK.to_bytes()[..])
+                && restricting.get(2).and_then(Parsed::as_i128) == Some(2);
             if !on_clock {
                 return Err(result::SCOPE_OF_ACCESS_VIOLATED);
             }
@@ -299,7 +345,7 @@ fn buffer(profile: &VecDeque<ProfileEntry>, access: Option<&(u8, Parsed<'_>)>) -
             (
                 profile
                     .iter()
-                    .filter(|e| e.clock_ms >= from && e.clock_ms <= to)
+                    .filter(|e| (from..=to).contains(&row_ms(e)))
                     .collect(),
                 selected_columns(f.get(3))?,
             )
@@ -319,12 +365,15 @@ fn buffer(profile: &VecDeque<ProfileEntry>, access: Option<&(u8, Parsed<'_>)>) -
             } else {
                 to.min(profile.len())
             };
-            let (c_from, c_to) = (num(2)?.max(1), num(3)?);
+            let (c_from, c_to) = (num(2)?, num(3)?);
             let c_to = if c_to == 0 {
                 CAPTURE_OBJECTS.len()
             } else {
-                c_to.min(CAPTURE_OBJECTS.len())
+                c_to
             };
+            if c_from == 0 || c_from > c_to || c_to > CAPTURE_OBJECTS.len() {
+                return Err(result::SCOPE_OF_ACCESS_VIOLATED);
+            }
             (
                 profile
                     .iter()
@@ -356,6 +405,8 @@ fn read(
         Some(70)
     } else if obis == LOAD_PROFILE {
         Some(7)
+    } else if obis == PROFILE_STATUS {
+        Some(1)
     } else {
         objects(m, now_ms)
             .into_iter()
@@ -376,6 +427,10 @@ fn read(
         // control_mode 2: remote disconnect and reconnect allowed.
         (70, 4) => Ok(Data::Enum(2)),
         (7, 2) => buffer(m.profile(), access),
+        // The AMR profile status: the status of the last capture.
+        (1, 2) if obis == PROFILE_STATUS => {
+            Ok(Data::U8(m.profile().back().map_or(0, |e| e.status)))
+        }
         (7, 3) => Ok(Data::Array(
             CAPTURE_OBJECTS
                 .iter()
@@ -417,18 +472,35 @@ impl Session {
         self.associated.is_some()
     }
 
-    /// Answers one request APDU for meter `m` at true UTC time `now_ms`.
+    /// Answers one request APDU for meter `m` at true UTC time `now_ms`; a meter without
+    /// supply answers nothing.
     pub fn handle(
         &mut self,
         cfg: &ServerConfig,
         m: &mut Meter,
         now_ms: i64,
         apdu: &[u8],
-    ) -> Answer {
+    ) -> Option<Answer> {
+        if !m.powered() {
+            self.associated = None;
+            self.blocks = None;
+            return None;
+        }
+        Some(self.answer(cfg, m, now_ms, apdu))
+    }
+
+    fn answer(&mut self, cfg: &ServerConfig, m: &mut Meter, now_ms: i64, apdu: &[u8]) -> Answer {
         let parsed = match Apdu::parse(apdu) {
             Ok(p) => p,
             // service-unknown, other-reason: unparseable or a service we do not know.
             Err(_) => return exception(2, 3),
+        };
+        let Some(assoc) = self.associated.clone() else {
+            return match parsed {
+                Apdu::Association { tag: 0x60, fields } => self.associate(cfg, &fields),
+                // service-not-allowed, operation-not-possible: no association.
+                _ => exception(1, 1),
+            };
         };
         match parsed {
             Apdu::Association { tag: 0x60, fields } => self.associate(cfg, &fields),
@@ -438,14 +510,17 @@ impl Session {
                 // RLRE, reason normal.
                 Answer::Released(vec![0x63, 0x03, 0x80, 0x01, 0x00])
             }
-            _ if self.associated.is_none() => exception(1, 1),
             Apdu::GetRequest {
                 invoke_id,
                 attribute,
                 access,
             } => {
                 self.blocks = None;
-                let value = read(cfg, m, now_ms, &attribute, access.as_ref());
+                let value = if access.is_some() && !assoc.has(SELECTIVE_ACCESS) {
+                    Err(result::SCOPE_OF_ACCESS_VIOLATED)
+                } else {
+                    read(cfg, m, now_ms, &attribute, access.as_ref())
+                };
                 self.get_answer(invoke_id, value)
             }
             Apdu::GetRequestNext {
@@ -457,13 +532,27 @@ impl Session {
                 attribute,
                 value,
             } => {
-                let code = set(m, now_ms, &attribute, &value);
+                if !assoc.has(SET) {
+                    return exception(1, 2);
+                }
+                let code = if assoc.writable {
+                    set(m, now_ms, &attribute, &value)
+                } else {
+                    result::READ_WRITE_DENIED
+                };
                 Answer::Reply(vec![0xC5, 0x01, invoke_id, code])
             }
             Apdu::ActionRequest {
                 invoke_id, method, ..
             } => {
-                let code = action(m, now_ms, &method);
+                if !assoc.has(ACTION) {
+                    return exception(1, 2);
+                }
+                let code = if assoc.writable {
+                    action(m, now_ms, &method)
+                } else {
+                    result::READ_WRITE_DENIED
+                };
                 Answer::Reply(vec![0xC7, 0x01, invoke_id, code, 0x00])
             }
             // A service we parse but do not serve: service-not-allowed, service-not-supported.
@@ -480,7 +569,7 @@ impl Session {
             return refuse(2);
         }
         match (f.mechanism, f.authentication_value) {
-            (None, _) => {}
+            (None | Some(MECHANISM_NONE), _) => {}
             (Some(MECHANISM_LLS), Some(p)) if p == cfg.password.as_slice() => {}
             (Some(MECHANISM_LLS), Some(_)) => return refuse(13),
             (Some(MECHANISM_LLS), None) => return refuse(14),
@@ -511,6 +600,8 @@ impl Session {
         };
         self.associated = Some(Associated {
             max_pdu: usize::from(client_pdu.min(cfg.max_pdu)),
+            conformance,
+            writable: f.mechanism == Some(MECHANISM_LLS),
         });
         let mut ir = vec![0x08, 0x00, 0x06, 0x5F, 0x1F, 0x04, 0x00];
         ir.extend_from_slice(&conformance);
@@ -522,10 +613,17 @@ impl Session {
 
     fn get_answer(&mut self, invoke: u8, value: Result<Data, u8>) -> Answer {
         let whole = get_result(invoke, value);
-        let max = self.associated.as_ref().map_or(usize::MAX, |a| a.max_pdu);
-        if whole.len() <= max {
+        let Some(assoc) = &self.associated else {
+            return exception(1, 1);
+        };
+        if whole.len() <= assoc.max_pdu {
             return Answer::Reply(whole);
         }
+        if !assoc.has(BLOCK_TRANSFER_WITH_GET) {
+            // Too long for one PDU, and the client takes no blocks.
+            return Answer::Reply(get_result(invoke, Err(result::OTHER_REASON)));
+        }
+        let max = assoc.max_pdu;
         // Data blocks: the A-XDR of the value, after `C4 01 invoke 00`.
         let data = whole.get(4..).unwrap_or_default().to_vec();
         self.blocks = Some(Blocks {
@@ -669,6 +767,11 @@ mod tests {
         out
     }
 
+    fn handle(s: &mut Session, cfg: &ServerConfig, m: &mut Meter, apdu: &[u8]) -> Answer {
+        s.handle(cfg, m, 1_767_225_600_000, apdu)
+            .expect("a powered meter answers")
+    }
+
     fn aare_fields(a: &Answer) -> (Option<u8>, Option<u8>) {
         match Apdu::parse(a.apdu()).unwrap() {
             Apdu::Association { tag: 0x61, fields } => (fields.result, fields.diagnostic),
@@ -683,17 +786,17 @@ mod tests {
         let cfg = ServerConfig::default();
         let m = &mut fleet.meters[0];
         let mut s = Session::new();
-        let a = s.handle(&cfg, m, 0, &aarq(Some((1, b"wrong"))));
+        let a = handle(&mut s, &cfg, m, &aarq(Some((1, b"wrong"))));
         assert_eq!(aare_fields(&a), (Some(1), Some(13)));
         assert!(!s.associated());
         // Before an association, a GET is an exception, not an answer.
         let get = [0xC0, 0x01, 0xC1, 0, 3, 1, 0, 1, 8, 0, 255, 2, 0];
-        assert_eq!(s.handle(&cfg, m, 0, &get).apdu()[0], 0xD8);
-        let a = s.handle(&cfg, m, 0, &aarq(Some((5, b"0123456789abcdef"))));
+        assert_eq!(handle(&mut s, &cfg, m, &get).apdu()[0], 0xD8);
+        let a = handle(&mut s, &cfg, m, &aarq(Some((5, b"0123456789abcdef"))));
         assert_eq!(aare_fields(&a), (Some(1), Some(11)));
-        let a = s.handle(&cfg, m, 0, &aarq(Some((1, b"00000000"))));
+        let a = handle(&mut s, &cfg, m, &aarq(Some((1, b"00000000"))));
         assert_eq!(aare_fields(&a), (Some(0), Some(0)));
-        let a = s.handle(&cfg, m, 0, &aarq(None));
+        let a = handle(&mut s, &cfg, m, &aarq(None));
         assert_eq!(aare_fields(&a), (Some(0), Some(0)));
     }
 
@@ -704,7 +807,7 @@ mod tests {
         let cfg = ServerConfig::default();
         let m = &mut fleet.meters[0];
         let mut s = Session::new();
-        s.handle(&cfg, m, 0, &aarq(None));
+        handle(&mut s, &cfg, m, &aarq(None));
         for junk in [
             &[][..],
             &[0xC0],
@@ -716,11 +819,57 @@ mod tests {
             &[0xC0, 0x02, 0xC1, 0, 0, 0, 9],
             &[0xEE; 40],
         ] {
-            let a = s.handle(&cfg, m, 0, junk);
+            let a = handle(&mut s, &cfg, m, junk);
             assert!(!a.apdu().is_empty(), "{junk:02x?}");
         }
         // An object the meter does not have.
         let get = [0xC0, 0x01, 0xC1, 0, 3, 1, 0, 99, 8, 0, 255, 2, 0];
-        assert_eq!(s.handle(&cfg, m, 0, &get).apdu(), [0xC4, 0x01, 0xC1, 1, 4]);
+        assert_eq!(
+            handle(&mut s, &cfg, m, &get).apdu(),
+            [0xC4, 0x01, 0xC1, 1, 4]
+        );
+        // The same column twice: refused, not multiplied.
+        let clock_col = [
+            0x02, 0x04, 0x12, 0, 8, 0x09, 6, 0, 0, 1, 0, 0, 255, 0x0F, 2, 0x12, 0, 0,
+        ];
+        let mut dup = vec![
+            0xC0, 0x01, 0xC1, 0, 7, 1, 0, 99, 1, 0, 255, 2, 1, 1, 0x02, 0x04,
+        ];
+        dup.extend_from_slice(&[
+            0x02, 0x04, 0x12, 0, 8, 0x09, 6, 0, 0, 1, 0, 0, 255, 0x0F, 2, 0x12, 0, 0,
+        ]);
+        dup.extend_from_slice(&[0x09, 0x0C, 0x07, 0xEA, 1, 1, 0xFF, 0, 0, 0, 0, 0, 0, 0]);
+        dup.extend_from_slice(&[0x09, 0x0C, 0x07, 0xEA, 1, 2, 0xFF, 0, 0, 0, 0, 0, 0, 0]);
+        dup.extend_from_slice(&[0x01, 0x02]);
+        dup.extend_from_slice(&clock_col);
+        dup.extend_from_slice(&clock_col);
+        assert_eq!(
+            handle(&mut s, &cfg, m, &dup).apdu(),
+            [0xC4, 0x01, 0xC1, 1, 13]
+        );
+    }
+
+    #[test]
+    fn the_public_client_reads_but_does_not_switch_and_a_dark_meter_is_silent() {
+        let mut fleet = dlms_fleet();
+        fleet.step(1_767_225_600_000, 900_000);
+        let cfg = ServerConfig::default();
+        let m = &mut fleet.meters[0];
+        let mut s = Session::new();
+        handle(&mut s, &cfg, m, &aarq(None));
+        let disconnect = [0xC3, 0x01, 0xC1, 0, 70, 0, 0, 96, 3, 10, 255, 1, 1, 0x0F, 0];
+        assert_eq!(
+            handle(&mut s, &cfg, m, &disconnect).apdu(),
+            [0xC7, 0x01, 0xC1, 3, 0]
+        );
+        assert!(m.relay_closed);
+        handle(&mut s, &cfg, m, &aarq(Some((1, b"00000000"))));
+        assert_eq!(
+            handle(&mut s, &cfg, m, &disconnect).apdu(),
+            [0xC7, 0x01, 0xC1, 0, 0]
+        );
+        assert!(!m.relay_closed);
+        m.outage_until_ms = Some(i64::MAX);
+        assert_eq!(s.handle(&cfg, m, 0, &aarq(None)), None);
     }
 }

@@ -3,10 +3,13 @@
 //! names the meter (wPort 1 is the fleet's first DLMS meter, 2 the second, ...), each
 //! connection is one client's conversation ([`Session`]) with the meters it addresses.
 //!
-//! A frame that is not a version-1 wrapper, or longer than [`MAX_APDU`], ends the
-//! connection (its framing is lost); a wPort no DLMS meter answers to gets an
-//! exception-response; a connection idle for [`IDLE`] is closed. Nothing a client sends stops
-//! the listener or another connection.
+//! A conversation is one client wPort with one meter wPort. A frame that is not a version-1
+//! wrapper, or longer than [`MAX_APDU`], ends the connection (its framing is lost); a wPort no
+//! DLMS meter answers to gets an exception-response; a meter without supply answers nothing;
+//! a connection idle for [`IDLE`], or whose client stops reading for as long, is closed; at
+//! most [`MAX_CONNECTIONS`] are served at once (more wait to be accepted). Nothing a client
+//! sends stops the listener or another connection, and dropping [`serve`] ends every
+//! connection.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,6 +25,8 @@ use crate::fleet::{Fleet, Protocol};
 pub const MAX_APDU: usize = 4096;
 /// How long a connection may stay silent.
 pub const IDLE: Duration = Duration::from_secs(120);
+/// Connections served at once.
+pub const MAX_CONNECTIONS: usize = 256;
 
 /// The wPort of each DLMS meter of `fleet`, in fleet order: `(wport, meter id)`.
 pub fn wports(fleet: &Fleet) -> Vec<(u16, String)> {
@@ -34,10 +39,17 @@ pub fn wports(fleet: &Fleet) -> Vec<(u16, String)> {
         .collect()
 }
 
-/// Serves `fleet`'s DLMS meters on `listener` until the task is dropped.
+/// Serves `fleet`'s DLMS meters on `listener` until the task is dropped (which ends its
+/// connections too).
 pub async fn serve(listener: TcpListener, fleet: Arc<Mutex<Fleet>>, cfg: ServerConfig) {
     let cfg = Arc::new(cfg);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        while connections.try_join_next().is_some() {}
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
         let (stream, peer) = match listener.accept().await {
             Ok(v) => v,
             Err(e) => {
@@ -47,10 +59,11 @@ pub async fn serve(listener: TcpListener, fleet: Arc<Mutex<Fleet>>, cfg: ServerC
             }
         };
         let (fleet, cfg) = (fleet.clone(), cfg.clone());
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(reason) = connection(stream, &fleet, &cfg).await {
                 tracing::info!(%peer, %reason, "DLMS server: connection closed");
             }
+            drop(slot);
         });
     }
 }
@@ -72,7 +85,7 @@ async fn connection(
     fleet: &Mutex<Fleet>,
     cfg: &ServerConfig,
 ) -> Result<(), String> {
-    let mut sessions: HashMap<u16, Session> = HashMap::new();
+    let mut sessions: HashMap<(u16, u16), Session> = HashMap::new();
     loop {
         let mut header = [0u8; 8];
         match tokio::time::timeout(IDLE, stream.read_exact(&mut header)).await {
@@ -101,7 +114,7 @@ async fn connection(
             match (meter_index(&fleet, wport), now) {
                 (Some(i), Some(now)) => fleet.meters.get_mut(i).map(|m| {
                     sessions
-                        .entry(wport)
+                        .entry((client, wport))
                         .or_default()
                         .handle(cfg, m, now, &apdu)
                 }),
@@ -109,11 +122,13 @@ async fn connection(
             }
         };
         let reply = match answer {
-            Some(Answer::Released(a)) => {
-                sessions.remove(&wport);
+            Some(Some(Answer::Released(a))) => {
+                sessions.remove(&(client, wport));
                 a
             }
-            Some(Answer::Reply(a)) => a,
+            Some(Some(Answer::Reply(a))) => a,
+            // A meter without supply: silence.
+            Some(None) => continue,
             // No meter behind this wPort (or the fleet has not started): service-not-allowed,
             // operation-not-possible.
             None => vec![0xD8, 0x01, 0x01],
@@ -125,6 +140,9 @@ async fn connection(
         frame.extend_from_slice(&client.to_be_bytes());
         frame.extend_from_slice(&n.to_be_bytes());
         frame.extend_from_slice(&reply);
-        stream.write_all(&frame).await.map_err(|e| e.to_string())?;
+        tokio::time::timeout(IDLE, stream.write_all(&frame))
+            .await
+            .map_err(|_| "the client stopped reading".to_string())?
+            .map_err(|e| e.to_string())?;
     }
 }

@@ -223,10 +223,19 @@ fn integration_cli_sim_serves_dlms_clients() {
             c
         };
         for (id, addr, wport) in &meters {
-            let io = tokio::net::TcpStream::connect(addr.as_str()).await.unwrap();
-            let mut c = Client::connect(io, config(*wport, b"s3cret"))
-                .await
-                .unwrap();
+            // A meter in an outage answers nothing: try again once its supply is back.
+            let mut attempt = 0;
+            let mut c = loop {
+                let io = tokio::net::TcpStream::connect(addr.as_str()).await.unwrap();
+                match Client::connect(io, config(*wport, b"s3cret")).await {
+                    Ok(c) => break c,
+                    Err(e) if attempt < 3 => {
+                        eprintln!("meter {id}: {e}; again");
+                        attempt += 1;
+                    }
+                    Err(e) => panic!("meter {id}: {e}"),
+                }
+            };
             let energy = c
                 .read_register(Obis::new(1, 0, 1, 8, 0, 255))
                 .await
