@@ -73,7 +73,8 @@ async fn integration_ingest_nats_two_replicas_share_the_work() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn integration_ingest_local_bus_exact_counts() {
-    run_exact(local_bus("local"), 2, 30, 5).await;
+    // Six batches of 200: more than one replica can hold in flight, so both take frames.
+    run_exact(local_bus("local"), 2, 60, 20).await;
 }
 
 /// Frames that cannot be decoded land in dead letters with their reason and the plugin's
