@@ -1,6 +1,7 @@
 //! The ingest loop (`ami host`): fetch a batch of raw frames from the shared durable consumer,
 //! decode it on a blocking thread, publish the readings, events and dead letters, and only then
-//! ack the raw frames. A crash between publish and ack redelivers the batch; the outputs carry
+//! ack the raw frames. The three stages overlap: the next batches are fetched (at most
+//! [`PREFETCH`] ahead) while one decodes and the one before settles. A crash between publish and ack redelivers the batch; the outputs carry
 //! ids derived from the frame's id, so JetStream stores them once. The consumer's
 //! `max_ack_pending` bounds the frames in flight over all replicas: back-pressure, not memory.
 
@@ -8,11 +9,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ami_bus::{AckHandle, Bus, BusError, ConsumerSettings, StreamKind};
+use ami_bus::{AckHandle, Bus, BusError, Consumer, ConsumerSettings, Delivery, StreamKind};
 use ami_plugin_host::Host;
 use tokio::sync::watch;
 
 use crate::decode::{BatchOutput, decode_batch};
+
+/// Batches fetched ahead of the one decoding.
+pub const PREFETCH: usize = 2;
 
 /// How the ingest loop runs.
 #[derive(Clone, Debug)]
@@ -145,7 +149,7 @@ impl Ingest {
 
     /// Runs until `stop` turns true; the batch in hand is finished (published and acked)
     /// before it returns.
-    pub async fn run(&self, mut stop: watch::Receiver<bool>) -> Result<(), IngestError> {
+    pub async fn run(&self, stop: watch::Receiver<bool>) -> Result<(), IngestError> {
         let cfg = &self.config;
         let settings = ConsumerSettings {
             durable: cfg.durable.clone(),
@@ -158,29 +162,18 @@ impl Ingest {
             .consumer(StreamKind::Raw, &settings)
             .await
             .map_err(IngestError::Consumer)?;
-        let mut backoff = Duration::from_millis(100);
+        let (tx, mut batches) = tokio::sync::mpsc::channel(PREFETCH);
+        let fetcher = tokio::spawn(fetch_loop(
+            consumer,
+            cfg.batch,
+            cfg.fetch_wait,
+            Arc::clone(&self.stats),
+            stop.clone(),
+            tx,
+        ));
         let mut in_flight: Option<tokio::task::JoinHandle<()>> = None;
-        while !*stop.borrow() {
-            let t = Instant::now();
-            let fetched = tokio::select! {
-                r = consumer.fetch(cfg.batch, cfg.fetch_wait) => r,
-                _ = stop.changed() => break,
-            };
-            add_elapsed(&self.stats.fetch_ns, t);
-            let deliveries = match fetched {
-                Ok(d) => d,
-                Err(e) => {
-                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, "fetch failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    continue;
-                }
-            };
-            backoff = Duration::from_millis(100);
-            if deliveries.is_empty() {
-                continue;
-            }
+        // After `stop`, the fetcher ends and the batches it fetched are still finished here.
+        while let Some(deliveries) = batches.recv().await {
             // Decode this batch while the previous one's outputs are being published and its
             // frames acked: at most one batch settles at a time, behind the one decoding.
             let Some((out, ackers)) = self.decode_stage(deliveries).await else {
@@ -195,6 +188,7 @@ impl Ingest {
         if let Some(prev) = in_flight.take() {
             let _ = prev.await;
         }
+        let _ = fetcher.await;
         Ok(())
     }
 
@@ -227,6 +221,45 @@ impl Ingest {
                 stats.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, "decode task failed; the batch will be redelivered");
                 None
+            }
+        }
+    }
+}
+
+/// Fetches batches into `out` until `stop` turns true or the receiver is gone; a failed fetch
+/// is retried with a backoff.
+async fn fetch_loop(
+    consumer: Consumer,
+    batch: usize,
+    wait: Duration,
+    stats: Arc<IngestStats>,
+    mut stop: watch::Receiver<bool>,
+    out: tokio::sync::mpsc::Sender<Vec<Delivery>>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    while !*stop.borrow() {
+        let t = Instant::now();
+        let fetched = tokio::select! {
+            r = consumer.fetch(batch, wait) => r,
+            _ = stop.changed() => break,
+        };
+        add_elapsed(&stats.fetch_ns, t);
+        match fetched {
+            Ok(d) if d.is_empty() => {}
+            Ok(d) => {
+                backoff = Duration::from_millis(100);
+                if out.send(d).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "fetch failed; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => break,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }
