@@ -9,11 +9,14 @@
 //!
 //! The [`downlink`] runs the other way: signed commands from the head-end, verified,
 //! de-duplicated and handed to the adapter's [`MeterLink`], answered with acks; its memory of
-//! command ids survives a restart in the [`replay`] journal.
+//! command ids survives a restart in the [`replay`] journal. With the `sim` feature,
+//! `fleet_link::FleetLink` is the fleet simulator as a meter link.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod downlink;
+#[cfg(feature = "sim")]
+pub mod fleet_link;
 pub mod forward;
 pub mod replay;
 pub mod spool;

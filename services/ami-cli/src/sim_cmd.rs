@@ -17,11 +17,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use ami_adapter::downlink::{Downlink, DownlinkConfig, LinkError, MeterLink};
+use ami_adapter::downlink::{Downlink, DownlinkConfig};
+use ami_adapter::fleet_link::FleetLink;
 use ami_adapter::{Adapter, AdapterConfig, SpoolFrame};
-use ami_bus::command::{AckResult, CommandKind};
 use ami_domain::crypto::KeyRole;
-use ami_sim::{Command, CommandOutcome, Fleet, FleetConfig, SimError, TouTable};
+use ami_sim::{Fleet, FleetConfig};
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use ed25519_dalek::VerifyingKey;
@@ -67,87 +67,6 @@ pub struct SimArgs {
     dlms_password: String,
     #[command(flatten)]
     bus: BusArgs,
-}
-
-/// The simulated meters as the adapter's meter link: commands go to [`Fleet::command`].
-struct FleetLink {
-    fleet: Arc<Mutex<Fleet>>,
-}
-
-impl FleetLink {
-    fn carry_out(&self, meter: &str, command: &CommandKind) -> Result<AckResult, LinkError> {
-        let sim = match command {
-            CommandKind::ReadNow => Command::ReadNow,
-            CommandKind::Disconnect => Command::Disconnect,
-            CommandKind::Reconnect => Command::Reconnect,
-            CommandKind::SetClock { to_ms } => Command::SetClock(*to_ms),
-            CommandKind::SetTou { switches, weekend } => Command::SetTou(TouTable {
-                switches: switches.clone(),
-                weekend: *weekend,
-            }),
-            CommandKind::LoadLimit { watts } => Command::LoadLimit(*watts),
-            CommandKind::ClearAlarms => Command::ClearAlarms,
-            CommandKind::FirmwareBlock {
-                version,
-                number,
-                total,
-                data,
-            } => Command::FirmwareBlock {
-                version: version.clone(),
-                number: *number,
-                total: *total,
-                data: data.clone(),
-            },
-            CommandKind::FirmwareVerify { crc32 } => Command::FirmwareVerify { crc32: *crc32 },
-            CommandKind::FirmwareActivate => Command::FirmwareActivate,
-            CommandKind::PricePush { .. } => {
-                return Err(LinkError::Unsupported(
-                    "the simulated meters have no price display".into(),
-                ));
-            }
-        };
-        let mut fleet = self
-            .fleet
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let outcome = fleet.command(meter, sim).map_err(|e| match e {
-            SimError::FirmwareBlockRefused { expected, .. } => LinkError::Refused {
-                detail: e.to_string(),
-                result: Some(AckResult::Firmware {
-                    next_block: expected,
-                }),
-            },
-            SimError::Unreachable { .. } | SimError::NotStarted(_) => {
-                LinkError::Unreachable(e.to_string())
-            }
-            other => LinkError::Refused {
-                detail: other.to_string(),
-                result: None,
-            },
-        })?;
-        let closed = fleet.meter(meter).map(|m| m.relay_closed);
-        Ok(match outcome {
-            CommandOutcome::Done => match (command, closed) {
-                (CommandKind::Disconnect | CommandKind::Reconnect, Some(closed)) => {
-                    AckResult::Relay { closed }
-                }
-                _ => AckResult::Done,
-            },
-            CommandOutcome::Frame(frame) => AckResult::Read {
-                frame,
-                relay_closed: closed,
-            },
-            CommandOutcome::BlockAccepted { next } => AckResult::Firmware { next_block: next },
-            CommandOutcome::Verified => AckResult::Verified,
-            CommandOutcome::Activated { version } => AckResult::Activated { version },
-        })
-    }
-}
-
-impl MeterLink for FleetLink {
-    async fn execute(&self, meter: &str, command: &CommandKind) -> Result<AckResult, LinkError> {
-        self.carry_out(meter, command)
-    }
 }
 
 fn trusted_keys(hex_keys: &[String]) -> Result<Vec<VerifyingKey>> {
@@ -220,9 +139,7 @@ async fn sim(args: SimArgs, trusted: Vec<VerifyingKey>) -> Result<ExitCode> {
     let downlink = if trusted.is_empty() {
         None
     } else {
-        let link = Arc::new(FleetLink {
-            fleet: Arc::clone(&fleet),
-        });
+        let link = Arc::new(FleetLink::new(Arc::clone(&fleet)));
         // The replay memory of commands survives restarts.
         let state = ami_home().join("downlink").join(&args.adapter);
         let downlink = Arc::new(

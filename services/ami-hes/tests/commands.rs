@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use ami_adapter::fleet_link::FleetLink;
 use ami_adapter::{Downlink, DownlinkConfig, LinkError, MeterLink};
 use ami_bus::command::{AckResult, CommandKind};
 use ami_bus::{Bus, NatsBus, StreamSettings, Topology};
@@ -25,7 +26,7 @@ use ami_hes::proto::v1::command_service_client::CommandServiceClient;
 use ami_hes::proto::v1::registry_service_client::RegistryServiceClient;
 use ami_hes::server::{ServerConfig, bind};
 use ami_hes::{HesError, MasterKeySource};
-use ami_sim::{Command, CommandOutcome, Fleet, SimError, TouTable};
+use ami_sim::Fleet;
 use ed25519_dalek::VerifyingKey;
 use tokio::sync::watch;
 use tokio_stream::StreamExt;
@@ -89,7 +90,7 @@ fn req<T>(msg: T, token: &str) -> Request<T> {
 
 /// The simulator behind the adapter: each meter command is a simulator command.
 struct SimLink {
-    fleet: Mutex<Fleet>,
+    link: FleetLink,
 }
 
 impl SimLink {
@@ -97,17 +98,18 @@ impl SimLink {
         let mut fleet = Fleet::new(meters);
         fleet.step(1_763_000_000_000, 10_000);
         Arc::new(SimLink {
-            fleet: Mutex::new(fleet),
+            link: FleetLink::new(Arc::new(Mutex::new(fleet))),
         })
     }
 
     fn meter_ids(&self) -> Vec<String> {
-        let f = self.fleet.lock().unwrap();
+        let f = self.link.fleet().lock().unwrap();
         f.meters.iter().map(|m| m.id.clone()).collect()
     }
 
     fn relay_closed(&self, meter: &str) -> bool {
-        self.fleet
+        self.link
+            .fleet()
             .lock()
             .unwrap()
             .meter(meter)
@@ -116,71 +118,14 @@ impl SimLink {
     }
 
     fn firmware(&self, meter: &str) -> String {
-        let f = self.fleet.lock().unwrap();
+        let f = self.link.fleet().lock().unwrap();
         f.meter(meter).unwrap().firmware.clone()
     }
 }
 
 impl MeterLink for SimLink {
     async fn execute(&self, meter: &str, command: &CommandKind) -> Result<AckResult, LinkError> {
-        let sim = match command {
-            CommandKind::ReadNow => Command::ReadNow,
-            CommandKind::Disconnect => Command::Disconnect,
-            CommandKind::Reconnect => Command::Reconnect,
-            CommandKind::SetClock { to_ms } => Command::SetClock(*to_ms),
-            CommandKind::SetTou { switches, weekend } => Command::SetTou(TouTable {
-                switches: switches.clone(),
-                weekend: *weekend,
-            }),
-            CommandKind::LoadLimit { watts } => Command::LoadLimit(*watts),
-            CommandKind::ClearAlarms => Command::ClearAlarms,
-            CommandKind::FirmwareBlock {
-                version,
-                number,
-                total,
-                data,
-            } => Command::FirmwareBlock {
-                version: version.clone(),
-                number: *number,
-                total: *total,
-                data: data.clone(),
-            },
-            CommandKind::FirmwareVerify { crc32 } => Command::FirmwareVerify { crc32: *crc32 },
-            CommandKind::FirmwareActivate => Command::FirmwareActivate,
-            CommandKind::PricePush { .. } => {
-                return Err(LinkError::Unsupported("no prices on the simulator".into()));
-            }
-        };
-        let mut fleet = self.fleet.lock().unwrap();
-        let outcome = fleet.command(meter, sim).map_err(|e| match e {
-            SimError::FirmwareBlockRefused { expected, .. } => LinkError::Refused {
-                detail: e.to_string(),
-                result: Some(AckResult::Firmware {
-                    next_block: expected,
-                }),
-            },
-            SimError::Unreachable { .. } => LinkError::Unreachable(e.to_string()),
-            other => LinkError::Refused {
-                detail: other.to_string(),
-                result: None,
-            },
-        })?;
-        let closed = fleet.meter(meter).map(|m| m.relay_closed);
-        Ok(match outcome {
-            CommandOutcome::Done => match command {
-                CommandKind::Disconnect | CommandKind::Reconnect => AckResult::Relay {
-                    closed: closed.unwrap_or(true),
-                },
-                _ => AckResult::Done,
-            },
-            CommandOutcome::Frame(frame) => AckResult::Read {
-                frame,
-                relay_closed: closed,
-            },
-            CommandOutcome::BlockAccepted { next } => AckResult::Firmware { next_block: next },
-            CommandOutcome::Verified => AckResult::Verified,
-            CommandOutcome::Activated { version } => AckResult::Activated { version },
-        })
+        self.link.carry_out(meter, command)
     }
 }
 

@@ -181,7 +181,10 @@ async fn disconnect_without_relay_state_is_confirmed_by_a_read<S: CommandStore>(
     let nats = nats_bus("read").await;
     let bus = Bus::Nats(nats.clone());
     let mut link = SimLink::new(1);
-    Arc::get_mut(&mut link).unwrap().report_relay = false;
+    {
+        let l = Arc::get_mut(&mut link).unwrap();
+        l.link = l.link.clone().without_relay_state();
+    }
     let meter = link.meter_ids()[0].clone();
     let engine = Engine::new(store, bus.clone(), key(), fast_config());
     let driver = RunningEngine::start(&engine);

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use ami_adapter::fleet_link::FleetLink;
 use ami_adapter::{Downlink, DownlinkConfig, LinkError, MeterLink};
 use ami_bus::command::{AckResult, CommandKind};
 use ami_bus::{Bus, NatsBus, StreamSettings, Topology};
@@ -14,7 +15,7 @@ use ami_commands::{
     CommandStore, Engine, EngineConfig, MemoryStore, PgStore, Principal, RetryPolicy, Role,
     SegmentLimit,
 };
-use ami_sim::{Command, CommandOutcome, Fleet, SimError, TouTable};
+use ami_sim::Fleet;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use sqlx::{Connection, Executor};
 use tokio::sync::watch;
@@ -252,10 +253,9 @@ pub fn fast_config() -> EngineConfig {
 /// The simulator behind an adapter: each meter command is a simulator command at the fleet's
 /// present time.
 pub struct SimLink {
-    pub fleet: Mutex<Fleet>,
-    /// Whether connect and disconnect answers carry the relay state (otherwise the head-end
-    /// has to read the meter to learn it).
-    pub report_relay: bool,
+    /// The meters; connect and disconnect answers carry the relay state unless the link was
+    /// made `without_relay_state` (then the head-end has to read the meter to learn it).
+    pub link: FleetLink,
     /// Answers still to lose (carried out on the meter, reported unreachable).
     pub lose: AtomicU32,
     /// Commands carried out.
@@ -270,8 +270,7 @@ impl SimLink {
         let mut fleet = Fleet::new(meters);
         fleet.step(1_763_000_000_000, 10_000);
         Arc::new(SimLink {
-            fleet: Mutex::new(fleet),
-            report_relay: true,
+            link: FleetLink::new(Arc::new(Mutex::new(fleet))),
             lose: AtomicU32::new(0),
             executed: AtomicU32::new(0),
             hang_after: AtomicU32::new(0),
@@ -279,7 +278,8 @@ impl SimLink {
     }
 
     pub fn meter_ids(&self) -> Vec<String> {
-        self.fleet
+        self.link
+            .fleet()
             .lock()
             .unwrap()
             .meters
@@ -289,7 +289,8 @@ impl SimLink {
     }
 
     pub fn relay_closed(&self, meter: &str) -> bool {
-        self.fleet
+        self.link
+            .fleet()
             .lock()
             .unwrap()
             .meter(meter)
@@ -298,7 +299,8 @@ impl SimLink {
     }
 
     pub fn firmware(&self, meter: &str) -> String {
-        self.fleet
+        self.link
+            .fleet()
             .lock()
             .unwrap()
             .meter(meter)
@@ -306,77 +308,12 @@ impl SimLink {
             .firmware
             .clone()
     }
-
-    fn carry_out(&self, meter: &str, command: &CommandKind) -> Result<AckResult, LinkError> {
-        let sim = match command {
-            CommandKind::ReadNow => Command::ReadNow,
-            CommandKind::Disconnect => Command::Disconnect,
-            CommandKind::Reconnect => Command::Reconnect,
-            CommandKind::SetClock { to_ms } => Command::SetClock(*to_ms),
-            CommandKind::SetTou { switches, weekend } => Command::SetTou(TouTable {
-                switches: switches.clone(),
-                weekend: *weekend,
-            }),
-            CommandKind::LoadLimit { watts } => Command::LoadLimit(*watts),
-            CommandKind::ClearAlarms => Command::ClearAlarms,
-            CommandKind::FirmwareBlock {
-                version,
-                number,
-                total,
-                data,
-            } => Command::FirmwareBlock {
-                version: version.clone(),
-                number: *number,
-                total: *total,
-                data: data.clone(),
-            },
-            CommandKind::FirmwareVerify { crc32 } => Command::FirmwareVerify { crc32: *crc32 },
-            CommandKind::FirmwareActivate => Command::FirmwareActivate,
-            CommandKind::PricePush { .. } => {
-                return Err(LinkError::Unsupported(
-                    "the simulated meters show no prices".into(),
-                ));
-            }
-        };
-        let mut fleet = self.fleet.lock().unwrap();
-        let outcome = fleet.command(meter, sim).map_err(|e| match e {
-            SimError::FirmwareBlockRefused { expected, .. } => LinkError::Refused {
-                detail: e.to_string(),
-                result: Some(AckResult::Firmware {
-                    next_block: expected,
-                }),
-            },
-            SimError::Unreachable { .. } => LinkError::Unreachable(e.to_string()),
-            other => LinkError::Refused {
-                detail: other.to_string(),
-                result: None,
-            },
-        })?;
-        let closed = fleet.meter(meter).map(|m| m.relay_closed);
-        Ok(match outcome {
-            CommandOutcome::Done => match command {
-                CommandKind::Disconnect | CommandKind::Reconnect if self.report_relay => {
-                    AckResult::Relay {
-                        closed: closed.unwrap_or(true),
-                    }
-                }
-                _ => AckResult::Done,
-            },
-            CommandOutcome::Frame(frame) => AckResult::Read {
-                frame,
-                relay_closed: closed,
-            },
-            CommandOutcome::BlockAccepted { next } => AckResult::Firmware { next_block: next },
-            CommandOutcome::Verified => AckResult::Verified,
-            CommandOutcome::Activated { version } => AckResult::Activated { version },
-        })
-    }
 }
 
 impl MeterLink for SimLink {
     async fn execute(&self, meter: &str, command: &CommandKind) -> Result<AckResult, LinkError> {
         self.executed.fetch_add(1, Ordering::Relaxed);
-        let result = self.carry_out(meter, command)?;
+        let result = self.link.carry_out(meter, command)?;
         if self
             .hang_after
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
