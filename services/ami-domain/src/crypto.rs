@@ -19,6 +19,11 @@ pub enum KeyRole {
     Mbus,
     /// OSGP open media access key.
     OsgpOmak,
+    /// DLMS dedicated key of the meter's current association: agreed in the ciphered xDLMS
+    /// InitiateRequest and stored by the client that set the association up (WIT 0.1.1).
+    DlmsDedicated,
+    /// ANSI C12.22 EPSEM key of the meter, key id 0 (AES-128 EAX', WIT 0.1.1).
+    AnsiC1222,
 }
 
 /// Which key to use.
@@ -119,6 +124,16 @@ pub trait Crypto {
     ) -> Result<(), CryptoError>;
     /// Derive a key that stays with the provider; returns its handle.
     fn derive_key(&mut self, key: KeyRef<'_>, kdf: Kdf, input: &[u8]) -> Result<u32, CryptoError>;
+    /// AES-128 EAX' (ANSI C12.22 Annex, the EAX' submission to NIST): verify the 4-byte `tag`
+    /// over `cleartext` (authenticated, not encrypted) and `ciphertext`, then decrypt
+    /// `ciphertext` (empty when the message is only authenticated).
+    fn eax_prime_decrypt(
+        &mut self,
+        key: KeyRef<'_>,
+        cleartext: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8],
+    ) -> Result<Vec<u8>, CryptoError>;
 }
 
 /// A provider with no keys: every operation fails with [`CryptoError::NoKey`] (decoding
@@ -189,6 +204,15 @@ impl Crypto for NoKeys {
     fn derive_key(&mut self, key: KeyRef<'_>, _: Kdf, _: &[u8]) -> Result<u32, CryptoError> {
         Err(no_key(key))
     }
+    fn eax_prime_decrypt(
+        &mut self,
+        key: KeyRef<'_>,
+        _: &[u8],
+        _: &[u8],
+        _: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        Err(no_key(key))
+    }
 }
 
 /// A provider whose "decryption" returns its input and whose checks all pass, so that fuzzers,
@@ -251,5 +275,14 @@ impl Crypto for PassThrough {
     }
     fn derive_key(&mut self, _: KeyRef<'_>, _: Kdf, _: &[u8]) -> Result<u32, CryptoError> {
         Ok(1)
+    }
+    fn eax_prime_decrypt(
+        &mut self,
+        _: KeyRef<'_>,
+        _: &[u8],
+        ciphertext: &[u8],
+        _: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        Ok(ciphertext.to_vec())
     }
 }
