@@ -35,7 +35,7 @@ pub mod vee {
         pub_export_macro: true,
         export_macro_name: "export_vee_rule_world",
         default_bindings_module: "ami_plugin_sdk::vee",
-        with: { "ami:plugin/types@0.1.0": crate::decoder::ami::plugin::types },
+        with: { "ami:plugin/types@0.1.1": crate::decoder::ami::plugin::types },
     });
 }
 
@@ -48,7 +48,7 @@ pub mod tariff {
         pub_export_macro: true,
         export_macro_name: "export_tariff_world",
         default_bindings_module: "ami_plugin_sdk::tariff",
-        with: { "ami:plugin/types@0.1.0": crate::decoder::ami::plugin::types },
+        with: { "ami:plugin/types@0.1.1": crate::decoder::ami::plugin::types },
     });
 }
 
@@ -60,6 +60,8 @@ pub use host_crypto::HostCrypto;
 pub use ami_domain as domain;
 /// The host's cryptography, by key reference.
 pub use decoder::ami::plugin::crypto;
+/// The `crypto-ext` import (WIT 0.1.1): dedicated DLMS keys and EAX'.
+pub use decoder::ami::plugin::crypto_ext;
 /// The shared WIT types (OBIS, quantity, unit, reading, event).
 pub use decoder::ami::plugin::types;
 

@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use ami_adapter::downlink::{Downlink, DownlinkConfig};
 use ami_adapter::fleet_link::FleetLink;
 use ami_adapter::{Adapter, AdapterConfig, SpoolFrame};
-use ami_domain::crypto::KeyRole;
 use ami_sim::{Fleet, FleetConfig};
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
@@ -85,14 +84,7 @@ fn trusted_keys(hex_keys: &[String]) -> Result<Vec<VerifyingKey>> {
 fn write_keys(fleet: &Fleet, path: &std::path::Path) -> Result<()> {
     let mut text = String::from("meter,role,key_hex\n");
     for (meter, role, key) in fleet.key_entries() {
-        let role = match role {
-            KeyRole::DlmsUnicast => "dlms-unicast",
-            KeyRole::DlmsBroadcast => "dlms-broadcast",
-            KeyRole::DlmsAuthentication => "dlms-authentication",
-            KeyRole::DlmsMaster => "dlms-master",
-            KeyRole::Mbus => "mbus",
-            KeyRole::OsgpOmak => "osgp-omak",
-        };
+        let role = role.name();
         text.push_str(&format!("{meter},{role},{}\n", hex::encode(key)));
     }
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))

@@ -26,6 +26,39 @@ pub enum KeyRole {
     AnsiC1222,
 }
 
+impl KeyRole {
+    /// Every key role.
+    pub const ALL: [KeyRole; 8] = [
+        KeyRole::DlmsUnicast,
+        KeyRole::DlmsBroadcast,
+        KeyRole::DlmsAuthentication,
+        KeyRole::DlmsMaster,
+        KeyRole::Mbus,
+        KeyRole::OsgpOmak,
+        KeyRole::DlmsDedicated,
+        KeyRole::AnsiC1222,
+    ];
+
+    /// The role's name as stored, logged and written in key files (`dlms-unicast`, ...).
+    pub const fn name(self) -> &'static str {
+        match self {
+            KeyRole::DlmsUnicast => "dlms-unicast",
+            KeyRole::DlmsBroadcast => "dlms-broadcast",
+            KeyRole::DlmsAuthentication => "dlms-authentication",
+            KeyRole::DlmsMaster => "dlms-master",
+            KeyRole::Mbus => "mbus",
+            KeyRole::OsgpOmak => "osgp-omak",
+            KeyRole::DlmsDedicated => "dlms-dedicated",
+            KeyRole::AnsiC1222 => "ansi-c1222",
+        }
+    }
+
+    /// The role of a name, if it is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
 /// Which key to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyRef<'a> {

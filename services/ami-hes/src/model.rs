@@ -247,29 +247,15 @@ pub const MAX_PAGE: u32 = 10_000;
 
 /// The name of a key role, as stored and logged.
 pub const fn role_name(role: KeyRole) -> &'static str {
-    match role {
-        KeyRole::DlmsUnicast => "dlms-unicast",
-        KeyRole::DlmsBroadcast => "dlms-broadcast",
-        KeyRole::DlmsAuthentication => "dlms-authentication",
-        KeyRole::DlmsMaster => "dlms-master",
-        KeyRole::Mbus => "mbus",
-        KeyRole::OsgpOmak => "osgp-omak",
-    }
+    role.name()
 }
 
 /// Every key role.
-pub const ROLES: [KeyRole; 6] = [
-    KeyRole::DlmsUnicast,
-    KeyRole::DlmsBroadcast,
-    KeyRole::DlmsAuthentication,
-    KeyRole::DlmsMaster,
-    KeyRole::Mbus,
-    KeyRole::OsgpOmak,
-];
+pub const ROLES: [KeyRole; 8] = KeyRole::ALL;
 
 /// The role of a stored name.
 pub fn role_from_name(name: &str) -> Option<KeyRole> {
-    ROLES.into_iter().find(|r| role_name(*r) == name)
+    KeyRole::from_name(name)
 }
 
 /// The state of one version of a key.

@@ -80,6 +80,8 @@ pub fn role_from_wire(v: i32) -> Result<KeyRole> {
         Ok(v1::KeyRole::DlmsMaster) => Ok(KeyRole::DlmsMaster),
         Ok(v1::KeyRole::Mbus) => Ok(KeyRole::Mbus),
         Ok(v1::KeyRole::OsgpOmak) => Ok(KeyRole::OsgpOmak),
+        Ok(v1::KeyRole::DlmsDedicated) => Ok(KeyRole::DlmsDedicated),
+        Ok(v1::KeyRole::AnsiC1222) => Ok(KeyRole::AnsiC1222),
         Ok(v1::KeyRole::Unspecified) | Err(_) => Err(HesError::InvalidArgument(format!(
             "key role {v}: a role is required"
         ))),
@@ -95,6 +97,8 @@ pub fn role_to_wire(r: KeyRole) -> v1::KeyRole {
         KeyRole::DlmsMaster => v1::KeyRole::DlmsMaster,
         KeyRole::Mbus => v1::KeyRole::Mbus,
         KeyRole::OsgpOmak => v1::KeyRole::OsgpOmak,
+        KeyRole::DlmsDedicated => v1::KeyRole::DlmsDedicated,
+        KeyRole::AnsiC1222 => v1::KeyRole::AnsiC1222,
     }
 }
 

@@ -28,7 +28,9 @@ pub use ami_crypto::{CryptoCtx, Key, KeyRole, KeyStore, MemoryKeyStore};
 pub use error::{CallError, CallFailure, LoadError};
 pub use host::{Host, HostConfig};
 pub use limits::Limits;
-pub use manifest::{Manifest, PluginKind, WIT_PACKAGE, WIT_VERSION};
+pub use manifest::{
+    Manifest, PluginKind, WIT_PACKAGE, WIT_VERSION, WIT_VERSIONS_LOADED, loaded_versions,
+};
 pub use metrics::{PluginStats, render_openmetrics};
 pub use package::Package;
 pub use plugin::{ComponentInfo, FrameFailure, InputFrame, Plugin, describe};

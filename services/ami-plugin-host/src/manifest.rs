@@ -4,8 +4,17 @@ use serde::{Deserialize, Serialize};
 
 /// The WIT package every plugin targets.
 pub const WIT_PACKAGE: &str = "ami:plugin";
-/// The version of that package this host loads.
-pub const WIT_VERSION: &str = "0.1.0";
+/// The version of that package this host implements, and plugins built now target.
+pub const WIT_VERSION: &str = "0.1.1";
+/// Every version of that package this host loads. 0.1.1 only added to 0.1.0 (the `crypto-ext`
+/// interface), so a plugin built against 0.1.0 is served by the same host functions.
+pub const WIT_VERSIONS_LOADED: &[&str] = &["0.1.0", "0.1.1"];
+
+/// `ami:plugin@0.1.0 and @0.1.1`: what this host loads, for messages.
+pub fn loaded_versions() -> String {
+    let v: Vec<String> = WIT_VERSIONS_LOADED.iter().map(|v| format!("@{v}")).collect();
+    format!("{WIT_PACKAGE}{}", v.join(" and "))
+}
 
 /// The kind of plugin, one per WIT world.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -107,7 +116,7 @@ pub struct Manifest {
     /// Rule ids of a VEE rule pack or tariff ids of a tariff plugin.
     #[serde(default)]
     pub rules: Vec<String>,
-    /// The WIT package and version it targets, `ami:plugin@0.1.0`.
+    /// The WIT package and version it targets, `ami:plugin@0.1.1` (or `@0.1.0`).
     pub wit: String,
     /// The component's file name inside the package.
     pub component: String,
@@ -164,11 +173,14 @@ impl Manifest {
         if self.version.is_empty() || self.version.len() > 32 {
             return Err(format!("version {:?} is empty or too long", self.version));
         }
-        let expected = format!("{WIT_PACKAGE}@{WIT_VERSION}");
-        if self.wit != expected {
+        let loaded = WIT_VERSIONS_LOADED
+            .iter()
+            .any(|v| self.wit == format!("{WIT_PACKAGE}@{v}"));
+        if !loaded {
             return Err(format!(
-                "targets {} but this host loads {expected}",
-                self.wit
+                "targets {} but this host loads {}",
+                self.wit,
+                loaded_versions()
             ));
         }
         if self.kind == PluginKind::Decoder && self.protocols.is_empty() {

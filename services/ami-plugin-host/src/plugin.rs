@@ -18,7 +18,7 @@ use crate::bindings::vee::{VeeRule, VeeRulePre};
 use crate::convert;
 use crate::error::{CallError, CallFailure, LoadError};
 use crate::limits::{Limits, deadline_ticks};
-use crate::manifest::{Manifest, PluginKind, WIT_PACKAGE, WIT_VERSION};
+use crate::manifest::{Manifest, PluginKind, WIT_PACKAGE, WIT_VERSIONS_LOADED, loaded_versions};
 use crate::metrics::{Counters, PluginStats};
 use crate::package::Package;
 use crate::sandbox::{GRANTED_IMPORTS, State, new_store};
@@ -115,10 +115,9 @@ pub fn describe(engine: &Engine, bytes: &[u8]) -> Result<ComponentInfo, LoadErro
         reason: format!("{e:#}"),
     })?;
     let (imports, exports) = component_names(engine, &component);
-    let world = PluginKind::ALL.into_iter().find(|k| {
-        let want = format!("{WIT_PACKAGE}/{}@{WIT_VERSION}", k.export_interface());
-        exports.contains(&want)
-    });
+    let world = PluginKind::ALL
+        .into_iter()
+        .find(|k| exports_world(exports.as_slice(), *k));
     Ok(ComponentInfo {
         world,
         imports,
@@ -134,6 +133,14 @@ pub fn component_names(engine: &Engine, component: &Component) -> (Vec<String>, 
     (imports, exports)
 }
 
+/// Whether `exports` holds the world's interface in a version this host loads.
+fn exports_world(exports: &[String], kind: PluginKind) -> bool {
+    WIT_VERSIONS_LOADED.iter().any(|v| {
+        let want = format!("{WIT_PACKAGE}/{}@{v}", kind.export_interface());
+        exports.contains(&want)
+    })
+}
+
 fn check_world(
     manifest: &Manifest,
     imports: &[String],
@@ -143,11 +150,7 @@ fn check_world(
         plugin: manifest.name.clone(),
         reason,
     };
-    let want = format!(
-        "{WIT_PACKAGE}/{}@{WIT_VERSION}",
-        manifest.kind.export_interface()
-    );
-    if !exports.contains(&want) {
+    if !exports_world(exports, manifest.kind) {
         let ours: Vec<&String> = exports
             .iter()
             .filter(|e| e.starts_with(WIT_PACKAGE))
@@ -157,7 +160,8 @@ fn check_world(
             if let Some(found) = ours.iter().find(|e| e.starts_with(&prefix)) {
                 return Err(if kind == manifest.kind {
                     wrong(format!(
-                        "exports {found}, built for another version of {WIT_PACKAGE}; this host loads {WIT_PACKAGE}@{WIT_VERSION}"
+                        "exports {found}, built for another version of {WIT_PACKAGE}; this host loads {}",
+                        loaded_versions()
                     ))
                 } else {
                     wrong(format!(
@@ -168,13 +172,17 @@ fn check_world(
             }
         }
         return Err(wrong(format!(
-            "does not export {want} (the {} world); it exports {exports:?}",
-            manifest.kind
+            "does not export {WIT_PACKAGE}/{} (the {} world) of {}; it exports {exports:?}",
+            manifest.kind.export_interface(),
+            manifest.kind,
+            loaded_versions()
         )));
     }
     for import in imports {
+        let crypto = import.starts_with("ami:plugin/crypto@")
+            || import.starts_with("ami:plugin/crypto-ext@");
         let granted = GRANTED_IMPORTS.iter().any(|p| import.starts_with(p))
-            && !(manifest.kind != PluginKind::Decoder && import.starts_with("ami:plugin/crypto@"));
+            && !(manifest.kind != PluginKind::Decoder && crypto);
         if !granted {
             return Err(LoadError::ForbiddenImport {
                 plugin: manifest.name.clone(),

@@ -9,7 +9,8 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::decoder::ami::plugin::crypto::{self as wit, CryptoError, Kdf, KeyRef};
-use crate::crypto::{CryptoCtx, error_to_wit, key_ref};
+use crate::bindings::decoder::ami::plugin::crypto_ext as ext;
+use crate::crypto::{CryptoCtx, error_to_ext, error_to_wit, ext_role, key_ref};
 use crate::limits::MemoryCap;
 use ami_crypto::KeyStore;
 use ami_domain::crypto::Crypto;
@@ -185,6 +186,52 @@ impl wit::Host for State {
     }
 }
 
+impl crate::bindings::decoder::ami::plugin::crypto_ext::Host for State {
+    fn dlms_decrypt_dedicated(
+        &mut self,
+        encryption: ext::StoredKey,
+        authentication: Option<KeyRef>,
+        security_control: u8,
+        iv: Vec<u8>,
+        data: Vec<u8>,
+        tag: Vec<u8>,
+    ) -> Result<Vec<u8>, ext::ExtError> {
+        self.crypto
+            .dlms_decrypt(
+                ami_domain::crypto::KeyRef::Stored {
+                    meter: &encryption.meter,
+                    role: ext_role(encryption.role),
+                },
+                authentication.as_ref().map(key_ref),
+                security_control,
+                &iv,
+                &data,
+                &tag,
+            )
+            .map_err(error_to_ext)
+    }
+
+    fn eax_prime_decrypt(
+        &mut self,
+        key: ext::StoredKey,
+        cleartext: Vec<u8>,
+        ciphertext: Vec<u8>,
+        tag: Vec<u8>,
+    ) -> Result<Vec<u8>, ext::ExtError> {
+        self.crypto
+            .eax_prime_decrypt(
+                ami_domain::crypto::KeyRef::Stored {
+                    meter: &key.meter,
+                    role: ext_role(key.role),
+                },
+                &cleartext,
+                &ciphertext,
+                &tag,
+            )
+            .map_err(error_to_ext)
+    }
+}
+
 impl crate::bindings::decoder::ami::plugin::types::Host for State {}
 
 /// A fresh store with the limiter installed.
@@ -203,6 +250,7 @@ pub(crate) fn new_store(
 pub(crate) const GRANTED_IMPORTS: &[&str] = &[
     "ami:plugin/types@",
     "ami:plugin/crypto@",
+    "ami:plugin/crypto-ext@",
     "wasi:cli/",
     "wasi:io/",
     "wasi:clocks/",
@@ -210,7 +258,8 @@ pub(crate) const GRANTED_IMPORTS: &[&str] = &[
     "wasi:filesystem/",
 ];
 
-/// The linker offering WASI (capability-less) and the crypto interface.
+/// The linker offering WASI (capability-less) and the crypto interfaces (`crypto` and
+/// `crypto-ext` of 0.1.1, which also serve the imports of plugins built against 0.1.0).
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<State>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
