@@ -21,6 +21,7 @@ pub const COMPONENT_CRATES: &[&str] = &[
     "ami-tariff-standard",
     "ami-test-hostile-decoder",
     "ami-test-net-decoder",
+    "ami-test-legacy-decoder",
 ];
 
 /// The components `ami` ships, by crate directory: packaged, signed and installed.

@@ -251,10 +251,7 @@ fn inspect(path: &Path, paths: &PathArgs) -> Result<()> {
             k.world(),
             k.export_interface()
         ),
-        None => println!(
-            "world:     none of ami:plugin@{}",
-            ami_plugin_host::WIT_VERSION
-        ),
+        None => println!("world:     none of {}", ami_plugin_host::loaded_versions()),
     }
     for i in &info.imports {
         println!("import:    {i}");

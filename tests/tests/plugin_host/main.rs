@@ -9,5 +9,6 @@ mod packages;
 mod reload;
 mod sandbox;
 mod tariffs;
+mod versions;
 mod vee;
 mod worlds;

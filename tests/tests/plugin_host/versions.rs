@@ -1,0 +1,95 @@
+//! WIT versions: a 0.1.1 host loads a plugin built against 0.1.0 (the archived WIT, no SDK)
+//! beside the shipped 0.1.1 ones, and serves its `crypto` import with the same functions.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes128Gcm, Nonce};
+use ami_domain::DecodeError;
+use ami_domain::crypto::KeyRole;
+use ami_e2e::{host, shipped_package, vendor};
+use ami_plugin_host::{InputFrame, MemoryKeyStore, WIT_VERSION, WIT_VERSIONS_LOADED};
+use std::sync::Arc;
+
+const KEY: [u8; 16] = *b"legacy-key-0.1.0";
+
+fn frame(data: Vec<u8>) -> InputFrame {
+    InputFrame {
+        data,
+        received_at_ms: 1_700_000_000_000,
+        meter_hint: None,
+    }
+}
+
+/// `K` ‖ IV ‖ AES-128-GCM(plaintext) ‖ tag, as the legacy decoder reads it.
+fn sealed(key: &[u8; 16], plaintext: &[u8]) -> Vec<u8> {
+    let iv = [7u8; 12];
+    let ct = Aes128Gcm::new(key.into())
+        .encrypt(
+            Nonce::from_slice(&iv),
+            Payload {
+                msg: plaintext,
+                aad: &[],
+            },
+        )
+        .unwrap();
+    let mut f = vec![b'K'];
+    f.extend_from_slice(&iv);
+    f.extend_from_slice(&ct);
+    f
+}
+
+#[test]
+fn integration_versions_host_loads_0_1_0_plugins_beside_0_1_1() {
+    assert_eq!(WIT_VERSION, "0.1.1");
+    assert_eq!(WIT_VERSIONS_LOADED, ["0.1.0", "0.1.1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let key = vendor();
+    let keys = Arc::new(MemoryKeyStore::new());
+    keys.insert("legacy", KeyRole::DlmsUnicast, KEY);
+    let host = host(&[&key], keys);
+
+    let legacy = host
+        .install_dir(&shipped_package(
+            dir.path(),
+            "test-plugins/legacy-decoder",
+            "ami-test-legacy-decoder",
+            &key,
+        ))
+        .unwrap();
+    assert_eq!(legacy.manifest().wit, "ami:plugin@0.1.0");
+    let current = host
+        .install_dir(&shipped_package(
+            dir.path(),
+            "examples/example-decoder",
+            "ami-example-decoder",
+            &key,
+        ))
+        .unwrap();
+    assert_eq!(current.manifest().wit, "ami:plugin@0.1.1");
+
+    let mut tampered = sealed(&KEY, b"twelve bytes");
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let out = legacy
+        .decode(&[
+            frame(b"plain".to_vec()),
+            frame(sealed(&KEY, b"twelve bytes")),
+            frame(sealed(b"some-other-key!!", b"twelve bytes")),
+            frame(tampered),
+        ])
+        .unwrap();
+    let value = |i: usize| match &out[i] {
+        Ok(d) => d.readings[0].value.mantissa,
+        Err(e) => panic!("frame {i}: {e}"),
+    };
+    assert_eq!(value(0), 5);
+    // Decrypted by the host's 0.1.1 `crypto` functions under the stored key.
+    assert_eq!(value(1), 12);
+    assert!(matches!(out[2], Err(DecodeError::Authentication(_))), "{:?}", out[2]);
+    assert!(matches!(out[3], Err(DecodeError::Authentication(_))), "{:?}", out[3]);
+
+    // The current plugin decodes in the same host.
+    let r = current
+        .decode(&[frame(b"ACME1;A1;1;1-0:1.8.0=1*Wh".to_vec())])
+        .unwrap();
+    assert!(r[0].is_ok(), "{:?}", r[0]);
+}
