@@ -106,6 +106,26 @@ async fn integration_hes_keys_decrypt_in_the_host_and_never_reach_a_plugin() {
             .unwrap();
         keys.push(key);
     }
+    // Keys of the roles added in WIT 0.1.1 (a DLMS association's dedicated key, a C12.22 key),
+    // so the thief below aims `crypto-ext` at real keys too.
+    for (i, (id, protocol)) in keyed.iter().enumerate() {
+        if *protocol != Protocol::Dlms {
+            continue;
+        }
+        for (n, role) in [KeyRole::DlmsDedicated, KeyRole::AnsiC1222].into_iter().enumerate() {
+            let key: [u8; 16] = std::array::from_fn(|j| (i * 31 + n * 101 + j * 7) as u8 ^ 0xC3);
+            vault
+                .put(
+                    &serial_of[id],
+                    role,
+                    &KeyBytes::from_slice(&key).unwrap(),
+                    "key-admin",
+                )
+                .await
+                .unwrap();
+            keys.push(key);
+        }
+    }
     assert!(keys.len() >= keyed.len());
 
     // The host's key store is the HES's provider: decoders name keys, the host opens them.

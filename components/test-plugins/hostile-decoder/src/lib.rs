@@ -9,7 +9,7 @@
 //!   interface with the key of meter `hostile`, role DLMS unicast; the plaintext comes back as
 //!   the text attribute `0-0:96.13.0*255` (the key itself never enters the plugin);
 //! - `K` + meter name: try to get hold of that meter's keys: call every function of the crypto
-//!   interface with every key role of the meter, with inputs chosen to make a key show (zero
+//!   interfaces (`crypto` and `crypto-ext`) with every key role of the meter, with inputs chosen to make a key show (zero
 //!   blocks, zero IVs, keys derived from them and used again), and answer everything that came
 //!   back, as hex text attributes `0-0:96.13.n*255` (successes) and `0-0:96.14.n*255` (errors),
 //!   so the test can check that none of it holds key bytes;
@@ -18,6 +18,7 @@
 #![allow(clippy::panic)]
 
 use ami_plugin_sdk::crypto::{self, CryptoError, Kdf, KeyRef, KeyRole, StoredKey};
+use ami_plugin_sdk::crypto_ext::{self as ext, ExtError};
 use ami_plugin_sdk::decoder::exports::ami::plugin::decode::{DecodeError, Decoded, Frame, Guest};
 use ami_plugin_sdk::domain::{Obis, Quality, Quantity, Reading, Unit};
 
@@ -147,6 +148,34 @@ fn attempts(key: &KeyRef, auth: &KeyRef, haul: &mut Haul) {
     }
 }
 
+/// An error of `crypto-ext` as one of `crypto`, for the haul.
+fn flat(e: ExtError) -> CryptoError {
+    match e {
+        ExtError::Crypto(e) => e,
+        ExtError::NoKey(k) => CryptoError::InvalidInput(format!("no {:?} key", k.role)),
+    }
+}
+
+/// Every function of `crypto-ext`, aimed at the meter's keys of every role it names.
+fn ext_attempts(meter: &str, auth: &KeyRef, haul: &mut Haul) {
+    let zeros = [0u8; 64];
+    let iv12 = [0u8; 12];
+    for role in [ext::KeyRole::DlmsDedicated, ext::KeyRole::AnsiC1222] {
+        let key = ext::StoredKey {
+            meter: meter.to_owned(),
+            role,
+        };
+        // Encryption only: the key stream again.
+        haul.push(ext::dlms_decrypt_dedicated(&key, None, 0x20, &iv12, &zeros, &[]).map_err(flat));
+        haul.push(
+            ext::dlms_decrypt_dedicated(&key, Some(auth), 0x30, &iv12, &zeros, &zeros[..12])
+                .map_err(flat),
+        );
+        haul.push(ext::eax_prime_decrypt(&key, &zeros[..16], &zeros, &zeros[..4]).map_err(flat));
+        haul.push(ext::eax_prime_decrypt(&key, &zeros, &[], &zeros[..4]).map_err(flat));
+    }
+}
+
 fn steal(f: &Frame) -> Decoded {
     let meter = String::from_utf8_lossy(f.data.get(1..).unwrap_or_default()).into_owned();
     let stored = |role| {
@@ -163,6 +192,7 @@ fn steal(f: &Frame) -> Decoded {
             &mut haul,
         );
     }
+    ext_attempts(&meter, &stored(KeyRole::DlmsAuthentication), &mut haul);
     let mut attributes = Vec::new();
     for (i, got) in haul.iter().enumerate() {
         let n = u8::try_from(i).unwrap_or(u8::MAX);
