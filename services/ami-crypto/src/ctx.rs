@@ -16,8 +16,13 @@ use ami_domain::crypto::{Crypto, CryptoError, Kdf, KeyRef, KeyRole};
 
 use crate::keystore::{Key, KeyStore};
 
-/// Roles that decrypt DLMS APDUs.
-const DLMS_ENCRYPTION: &[KeyRole] = &[KeyRole::DlmsUnicast, KeyRole::DlmsBroadcast];
+/// Roles that decrypt DLMS APDUs: the global keys, and the dedicated key of an association
+/// (ded- and general-ded-ciphering), which serves the same operations as the unicast key.
+const DLMS_ENCRYPTION: &[KeyRole] = &[
+    KeyRole::DlmsUnicast,
+    KeyRole::DlmsBroadcast,
+    KeyRole::DlmsDedicated,
+];
 /// Roles of M-Bus / OMS keys.
 const MBUS: &[KeyRole] = &[KeyRole::Mbus];
 /// Roles that may decrypt AES-128-GCM: the DLMS encryption keys, and the OSGP pre-shared key
@@ -25,8 +30,11 @@ const MBUS: &[KeyRole] = &[KeyRole::Mbus];
 const GCM: &[KeyRole] = &[
     KeyRole::DlmsUnicast,
     KeyRole::DlmsBroadcast,
+    KeyRole::DlmsDedicated,
     KeyRole::OsgpOmak,
 ];
+/// Roles that may serve EAX': only the ANSI C12.22 key, and that key serves nothing else.
+const EAX_PRIME: &[KeyRole] = &[KeyRole::AnsiC1222];
 
 /// The most keys one call may derive (a bound on a plugin's use of host memory).
 pub const MAX_DERIVED_KEYS: usize = 64;
@@ -312,6 +320,18 @@ impl Crypto for CryptoCtx {
         self.derived.push(Key::new(derived));
         u32::try_from(self.derived.len() - 1).map_err(|_| invalid("too many derived keys".into()))
     }
+
+    fn eax_prime_decrypt(
+        &mut self,
+        key: KeyRef<'_>,
+        cleartext: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        check_len(cleartext.len() + ciphertext.len())?;
+        let k = self.resolve(key, "eax'", EAX_PRIME)?;
+        crate::eax_prime::decrypt(&k, cleartext, ciphertext, tag)
+    }
 }
 
 fn cmac(key: &Key, data: &[u8]) -> [u8; 16] {
@@ -504,5 +524,139 @@ mod tests {
             c.aes_cmac_verify(KeyRef::Derived(h), &msg, &mac),
             Err(CryptoError::UnknownHandle(h))
         );
+    }
+
+    #[test]
+    fn eax_prime_serves_only_the_c1222_key() {
+        // Test vector #1 of "EAX' Cipher Mode" (Moise, Beroset, Phinney, Burns, May 2011), as
+        // transcribed in EnergyICT's EAXPrimeEncoderTest.java.
+        let key: [u8; 16] = hex::decode("01020304050607080102030405060708")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let cleartext = hex::decode(
+            "a20c060a607c86f7540116001702a703020104a803020102ac0fa20da00ba109\
+             800102810448e99388be19281781159aa60d060b607c86f7540116001782110248e99388",
+        )
+        .unwrap();
+        let ct = hex::decode("4031cc957d4edf9a357f3db0fa9fe838").unwrap();
+        let tag = hex::decode("6555c029").unwrap();
+        let store = MemoryKeyStore::new();
+        store.insert("m", KeyRole::AnsiC1222, key);
+        store.insert("m", KeyRole::DlmsUnicast, key);
+        store.insert("other", KeyRole::AnsiC1222, [0x5A; 16]);
+        let mut c = CryptoCtx::new(Arc::new(store));
+        let c1222 = |meter| KeyRef::Stored {
+            meter,
+            role: KeyRole::AnsiC1222,
+        };
+        assert_eq!(
+            c.eax_prime_decrypt(c1222("m"), &cleartext, &ct, &tag)
+                .map(hex::encode)
+                .as_deref(),
+            Ok("54454d500b40000700051a00000200e4")
+        );
+        assert_eq!(
+            c.eax_prime_decrypt(c1222("other"), &cleartext, &ct, &tag),
+            Err(CryptoError::AuthenticationFailed)
+        );
+        let mut bad = tag.clone();
+        bad[0] ^= 1;
+        assert_eq!(
+            c.eax_prime_decrypt(c1222("m"), &cleartext, &ct, &bad),
+            Err(CryptoError::AuthenticationFailed)
+        );
+        assert!(matches!(
+            c.eax_prime_decrypt(c1222("m"), &cleartext, &ct, &tag[..3]),
+            Err(CryptoError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            c.eax_prime_decrypt(c1222("nobody"), &cleartext, &ct, &tag),
+            Err(CryptoError::NoKey { meter, role: KeyRole::AnsiC1222 }) if meter == "nobody"
+        ));
+        // Another protocol's key never serves EAX', the C12.22 key serves nothing else.
+        let dlms = KeyRef::Stored {
+            meter: "m",
+            role: KeyRole::DlmsUnicast,
+        };
+        assert!(matches!(
+            c.eax_prime_decrypt(dlms, &cleartext, &ct, &tag),
+            Err(CryptoError::InvalidInput(m)) if m.contains("eax'")
+        ));
+        assert!(matches!(
+            c.aes_ctr_apply(c1222("m"), &[0; 16], &[0; 16]),
+            Err(CryptoError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            c.aes_gcm_decrypt(c1222("m"), &[0; 12], b"", b"", &[0; 12]),
+            Err(CryptoError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            c.aes_cmac_verify(c1222("m"), b"x", &[0; 4]),
+            Err(CryptoError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            c.dlms_decrypt(c1222("m"), None, 0x20, &[0; 12], b"x", b""),
+            Err(CryptoError::InvalidInput(_))
+        ));
+    }
+
+    #[test]
+    fn dedicated_key_serves_what_the_unicast_key_serves() {
+        // The Green Book suite 0 example, with its EK stored as the dedicated key.
+        let store = MemoryKeyStore::new();
+        let ek: [u8; 16] = core::array::from_fn(|i| i as u8);
+        let ak: [u8; 16] = core::array::from_fn(|i| 0xD0 + i as u8);
+        store.insert("4d4d4d0000bc614e", KeyRole::DlmsDedicated, ek);
+        store.insert("4d4d4d0000bc614e", KeyRole::DlmsAuthentication, ak);
+        let mut c = CryptoCtx::new(Arc::new(store));
+        let iv = hex::decode("4d4d4d0000bc614e01234567").unwrap();
+        let ct = hex::decode("411312ff935a47566827c467bc").unwrap();
+        let tag = hex::decode("7d825c3be4a77c3fcc056b6b").unwrap();
+        let plain = c.dlms_decrypt(
+            stored(KeyRole::DlmsDedicated),
+            Some(stored(KeyRole::DlmsAuthentication)),
+            0x30,
+            &iv,
+            &ct,
+            &tag,
+        );
+        assert_eq!(
+            plain.map(hex::encode).as_deref(),
+            Ok("c0010000080000010000ff0200")
+        );
+        // Encryption only (the GCM keystream) and GMAC are allowed as for the unicast key.
+        assert!(
+            c.dlms_decrypt(stored(KeyRole::DlmsDedicated), None, 0x20, &iv, &ct, b"")
+                .is_ok()
+        );
+        assert_eq!(
+            c.aes_gmac_verify(stored(KeyRole::DlmsDedicated), &iv, b"aad", &[0; 12]),
+            Err(CryptoError::AuthenticationFailed)
+        );
+        // The global key of the same meter is not there: the dedicated one does not stand in.
+        assert!(matches!(
+            c.dlms_decrypt(
+                stored(KeyRole::DlmsUnicast),
+                Some(stored(KeyRole::DlmsAuthentication)),
+                0x30,
+                &iv,
+                &ct,
+                &tag
+            ),
+            Err(CryptoError::NoKey {
+                role: KeyRole::DlmsUnicast,
+                ..
+            })
+        ));
+        // Raw CTR and CBC stay refused.
+        assert!(matches!(
+            c.aes_ctr_apply(stored(KeyRole::DlmsDedicated), &[0; 16], &[0; 16]),
+            Err(CryptoError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            c.eax_prime_decrypt(stored(KeyRole::DlmsDedicated), b"n", b"", &[0; 4]),
+            Err(CryptoError::InvalidInput(_))
+        ));
     }
 }

@@ -39,15 +39,17 @@ impl MemoryKeyStore {
     }
 
     /// Sets the keys a one-off run is given (the CLI's `--key`, a vector's `key_hex`) for any
-    /// meter: `encryption` serves every encryption role (DLMS unicast and broadcast, M-Bus,
-    /// OSGP), `authentication` the DLMS authentication key.
+    /// meter: `encryption` serves every encryption role (DLMS unicast, broadcast and dedicated,
+    /// M-Bus, OSGP, ANSI C12.22), `authentication` the DLMS authentication key.
     pub fn set_any_meter(&self, encryption: Option<[u8; 16]>, authentication: Option<[u8; 16]>) {
         if let Some(k) = encryption {
             for role in [
                 KeyRole::DlmsUnicast,
                 KeyRole::DlmsBroadcast,
+                KeyRole::DlmsDedicated,
                 KeyRole::Mbus,
                 KeyRole::OsgpOmak,
+                KeyRole::AnsiC1222,
             ] {
                 self.insert("*", role, k);
             }

@@ -10,7 +10,10 @@
 //!   are reassembled, each message is a PSEM service ([`psem`]), and a read response is
 //!   paired with the read request before it.
 //! * `0x60`: a C12.22 ACSE APDU ([`c1222`]) whose EPSEM holds PSEM services. The calling AP
-//!   title names the meter.
+//!   title names the meter. An EPSEM in security mode 1 (authenticated) or 2 (ciphered) is
+//!   verified and decrypted with AES-128 EAX' through the [`Crypto`] provider, the meter's
+//!   `AnsiC1222` key named by that title (key id 0; other key ids are
+//!   [`Error::Unsupported`]).
 //! * `0x00`-`0x02`: an OSGP APDU ([`osgp`]); the OSGP-AES-128-PSK form is decrypted through
 //!   the [`Crypto`] provider, the legacy RC4/OMA-digest forms are refused with
 //!   [`Error::Rc4Refused`].
@@ -139,7 +142,11 @@ fn describe(service: &Service<'_>, detailed: bool, out: &mut Decoded) {
                     put(reg::CKSUM, data.cksum.to_string());
                     put(reg::CKSUM_FORM, cksum_form(data.form).into());
                 }
-                Request::Logon { user_id, .. } => put(reg::USER_ID, user_id.to_string()),
+                Request::Logon { user_id, .. }
+                | Request::Security {
+                    user_id: Some(user_id),
+                    ..
+                } => put(reg::USER_ID, user_id.to_string()),
                 Request::Wait { seconds } => put(reg::COUNT, seconds.to_string()),
                 _ => {}
             }
@@ -246,10 +253,17 @@ pub fn decode_c1218(frame: &[u8], received_at_ms: i64) -> Result<Decoded, Error>
     Ok(out)
 }
 
-/// Decodes a C12.22 ACSE APDU.
-pub fn decode_c1222(frame: &[u8], received_at_ms: i64) -> Result<Decoded, Error> {
+/// Decodes a C12.22 ACSE APDU; a secured EPSEM (security mode 1 or 2) is verified and
+/// decrypted through `crypto` first ([`c1222::open`]) and then decodes as a clear-text one.
+pub fn decode_c1222(
+    frame: &[u8],
+    received_at_ms: i64,
+    crypto: &mut dyn Crypto,
+) -> Result<Decoded, Error> {
     let apdu = c1222::apdu(frame)?;
-    let ep = c1222::epsem(apdu.epsem)?;
+    let control = c1222::epsem(apdu.epsem)?.control;
+    let opened = c1222::open(&apdu, crypto)?;
+    let ep = c1222::epsem(&opened)?;
     let mut out = Decoded::default();
     if let Some(t) = &apdu.called {
         out.attributes.push((reg::CALLED, t.to_string()));
@@ -261,16 +275,11 @@ pub fn decode_c1222(frame: &[u8], received_at_ms: i64) -> Result<Decoded, Error>
     if let Some(i) = apdu.calling_invocation {
         out.attributes.push((reg::INVOCATION, i.to_string()));
     }
+    // The control byte as it came (its security mode), not the opened one's.
     out.attributes
-        .push((reg::EPSEM_CONTROL, format!("{:02x}", ep.control)));
+        .push((reg::EPSEM_CONTROL, format!("{control:02x}")));
     if let Some(c) = ep.ed_class {
         out.attributes.push((reg::ED_CLASS, hex(&c)));
-    }
-    if ep.security_mode() != 0 {
-        return Err(Error::Unsupported(format!(
-            "C12.22 EPSEM security mode {} (AES-128 EAX') is not offered by the host's crypto",
-            ep.security_mode()
-        )));
     }
     let mut tables = TableSet::default();
     services(&ep.services, &mut tables, &mut out)?;
@@ -309,7 +318,7 @@ pub fn decode(
 ) -> Result<Decoded, DecodeError> {
     let got = match frame.first() {
         Some(&(packet::STP | packet::ACK | packet::NAK)) => decode_c1218(frame, received_at_ms),
-        Some(0x60) => decode_c1222(frame, received_at_ms),
+        Some(0x60) => decode_c1222(frame, received_at_ms, crypto),
         Some(0x00..=0x02) => decode_osgp(frame, received_at_ms, crypto),
         Some(other) => Err(Error::Unsupported(format!(
             "frame starting 0x{other:02X} (0xEE C12.18, 0x60 C12.22, 0x00-0x02 OSGP)"

@@ -130,6 +130,8 @@ pub enum Request<'a> {
     Security {
         /// The 20-byte password.
         password: &'a [u8],
+        /// The user id C12.22 adds after the password (a sessionless request), if present.
+        user_id: Option<u16>,
     },
     /// `0x52` logoff.
     Logoff,
@@ -250,6 +252,11 @@ impl Request<'_> {
             },
             0x51 => Request::Security {
                 password: r.take(20, "PSEM security password")?,
+                user_id: if r.remaining() >= 2 {
+                    Some(r.u16_be("PSEM security user id")?)
+                } else {
+                    None
+                },
             },
             0x52 => Request::Logoff,
             0x53 => Request::Authenticate { data: r.rest() },

@@ -141,7 +141,7 @@ fn rc4_oma_digest_is_refused() {
 
 /// A C12.22 APDU's ACSE elements: called and calling AP titles, invocation id, EPSEM
 /// control, and a read request with its response in one EPSEM; a ciphered EPSEM (security
-/// mode 2, AES-128 EAX') is refused.
+/// mode 2, AES-128 EAX') without its key id and IV is refused (see `c1222_security.rs`).
 #[test]
 fn c1222_apdu_elements() {
     let frame = c1222_push(&[(1, st1("ACME", "A3", "SN7"))]);

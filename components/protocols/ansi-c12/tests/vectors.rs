@@ -82,7 +82,7 @@ fn assert_psem(id: &str, data: &[u8], e: &Value) {
                     assert_eq!(u64::from(data.cksum), n(e, "cksum"), "{id}");
                     assert!(b(e, "cksum_ok"), "{id}");
                 }
-                Request::Security { password } => {
+                Request::Security { password, .. } => {
                     assert_eq!(hex(password), s(e, "password_hex"), "{id}");
                 }
                 _ => {}

@@ -9,6 +9,11 @@
 //! host), given the key references (EK: `DlmsUnicast`, or `DlmsBroadcast` when the security
 //! control says so; AK: `DlmsAuthentication`, both under the system title as lower-case
 //! hex).
+//!
+//! The dedicated-key forms (ded-get-request ... ded-action-response `D0`-`D7`, and
+//! general-ded-ciphering `DC`, which carries the system title) decrypt the same way with the
+//! association's dedicated key (`DlmsDedicated`, agreed in the ciphered InitiateRequest and
+//! stored by the client that set the association up); the AK stays `DlmsAuthentication`.
 
 use ami_domain::DecodeError;
 use ami_domain::crypto::{Crypto, CryptoError, KeyRef, KeyRole};
@@ -69,12 +74,6 @@ pub fn decrypt(
     if sc & SC_COMPRESSED != 0 {
         return Err(DecodeError::Unsupported("compressed ciphered APDU".into()));
     }
-    if c.key == KeyKind::Dedicated {
-        return Err(DecodeError::Unsupported(format!(
-            "dedicated-key ciphering (0x{:02X}): the key is negotiated per association",
-            c.tag
-        )));
-    }
     let st = c.system_title.or(system_title).ok_or_else(|| {
         DecodeError::MissingKey(format!(
             "ciphered APDU 0x{:02X} carries no system title: give the meter's as the meter hint",
@@ -88,10 +87,11 @@ pub fn decrypt(
         )));
     }
     let meter = system_title_hex(st);
-    let role = if sc & SC_BROADCAST != 0 {
-        KeyRole::DlmsBroadcast
-    } else {
-        KeyRole::DlmsUnicast
+    let role = match c.key {
+        // A dedicated key belongs to one association: there is no broadcast form of it.
+        KeyKind::Dedicated => KeyRole::DlmsDedicated,
+        KeyKind::Global if sc & SC_BROADCAST != 0 => KeyRole::DlmsBroadcast,
+        KeyKind::Global => KeyRole::DlmsUnicast,
     };
     let ek = KeyRef::Stored {
         meter: &meter,

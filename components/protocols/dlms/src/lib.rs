@@ -10,8 +10,10 @@
 //!   UA, DISC, RR, ...) carry no APDU and decode to an empty result. Segmented HDLC frames and
 //!   datablocks that are not a whole transfer answer [`DecodeError::Unsupported`]: the adapter
 //!   reassembles them.
-//! * **Ciphering** ([`cipher`]): general-glo-ciphering and the glo service-specific APDUs,
-//!   security suite 0, keys named by the system title (lower-case hex) and role. A wrong key
+//! * **Ciphering** ([`cipher`]): general-glo-ciphering and the glo service-specific APDUs
+//!   (global keys), general-ded-ciphering and the ded service-specific APDUs (the
+//!   association's dedicated key), security suite 0, keys named by the system title
+//!   (lower-case hex) and role. A wrong key
 //!   or tampered tag is [`DecodeError::Authentication`], a missing key
 //!   [`DecodeError::MissingKey`]. A plaintext that is a DSMR telegram (`/...`, Luxembourg
 //!   Smarty) goes to `ami_dsmr`.

@@ -1,7 +1,7 @@
 //! `ami_ansi_c12::decode` on arbitrary bytes: never panics, fails only with typed errors that
 //! say what is wrong, and yields a bounded number of values. The first byte chooses the key
-//! provider: none, or one whose AES-GCM "decryption" is the identity (so mutated OSGP
-//! payloads reach the PSEM services and the tables).
+//! provider: none, or one whose AES-GCM and EAX' "decryption" is the identity (so mutated
+//! OSGP payloads and secured C12.22 EPSEMs reach the PSEM services and the tables).
 
 #![no_main]
 
