@@ -4,6 +4,7 @@
 
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used, missing_docs)]
 
+mod crypto_ext;
 mod hes_keys;
 mod packages;
 mod reload;
