@@ -28,7 +28,7 @@ pub fn parse(text: &[u8]) -> Result<Obis, Reason> {
 
 /// One pass over a well-formed address; `None` for anything else, which [`parse_checked`]
 /// then reads or explains.
-fn parse_fast(text: &[u8]) -> Option<Obis> {
+pub(crate) fn parse_fast(text: &[u8]) -> Option<Obis> {
     if text.len() > MAX_LEN {
         return None;
     }

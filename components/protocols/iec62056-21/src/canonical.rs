@@ -29,6 +29,7 @@ impl<'a> Builder<'a> {
         // A value takes at least `a(v)` and a line end on the wire: a generous bound that
         // spares most regrowth of the vectors.
         out.readings.reserve(len / 16);
+        out.attributes.reserve(len / 64);
         Self {
             out,
             received_at_ms,

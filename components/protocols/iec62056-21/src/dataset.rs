@@ -86,28 +86,25 @@ fn number(text: &[u8]) -> Option<Quantity> {
         Some((b'+', rest)) => (false, rest),
         _ => (false, text),
     };
-    let (int, frac) = match body.iter().position(|&b| b == b'.' || b == b',') {
-        Some(k) => (body.get(..k)?, body.get(k + 1..)?),
-        None => (body, &[][..]),
-    };
-    if (int.is_empty() && frac.is_empty())
-        || !int.iter().all(u8::is_ascii_digit)
-        || !frac.iter().all(u8::is_ascii_digit)
-    {
-        return None;
+    // Up to 18 digits cannot overflow: one pass. Longer numbers go to the domain parser,
+    // which drops trailing fractional zeros when the digits do not fit.
+    if body.len() > 18 {
+        return std::str::from_utf8(text).ok()?.parse().ok();
     }
     let mut mantissa = 0i64;
-    for &d in int.iter().chain(frac) {
-        match mantissa
-            .checked_mul(10)
-            .and_then(|m| m.checked_add(i64::from(d - b'0')))
-        {
-            Some(m) => mantissa = m,
-            // Too many digits: the domain parser decides (it drops trailing fractional zeros).
-            None => return std::str::from_utf8(text).ok()?.parse().ok(),
+    let mut fraction: Option<usize> = None;
+    for (k, &b) in body.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => mantissa = mantissa * 10 + i64::from(b - b'0'),
+            b'.' | b',' if fraction.is_none() => fraction = Some(body.len() - k - 1),
+            _ => return None,
         }
     }
-    let scale = i8::try_from(frac.len()).ok()?;
+    let digits = fraction.map_or(body.len(), |_| body.len() - 1);
+    if digits == 0 {
+        return None;
+    }
+    let scale = i8::try_from(fraction.unwrap_or(0)).ok()?;
     Some(Quantity::new(
         if negative { -mantissa } else { mantissa },
         -scale,
@@ -218,6 +215,20 @@ pub(crate) fn parse_block<'a, S: Sink<'a>>(
                 )));
             }
             Some(_) => {
+                // A well-formed address, the usual case, is read in one pass; anything else
+                // is checked byte by byte so that the error names what is wrong.
+                let rest = input.get(i..).unwrap_or_default();
+                let fast = rest
+                    .iter()
+                    .take(address::MAX_LEN + 1)
+                    .position(|&b| b == b'(')
+                    .and_then(|k| Some((i + k, address::parse_fast(rest.get(..k)?)?)));
+                if let Some((open, register)) = fast {
+                    sink.data_set(register);
+                    any = true;
+                    i = parse_values(input, open, sink)?;
+                    continue;
+                }
                 let open = address_end(input, i)?;
                 let text = input.get(i..open).unwrap_or_default();
                 let register = address::parse(text).map_err(|reason| {
@@ -370,6 +381,11 @@ mod tests {
             "-*V",
             "1.2.3*V",
             "9999999999999999999*Wh",
+            "999999999999999999*Wh",
+            "99999999999999999.9*Wh",
+            "-0.00000000000000001*Wh",
+            "1..2*Wh",
+            "1,2.3*Wh",
             "0.1000000000000000000000*Wh",
             "0.00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001*Wh",
             "1\u{b}*W",
