@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let vectors = ami_vectors::load(&path)?;
     let rounds = 20_000u32;
     let only = std::env::args().nth(1).unwrap_or_default();
+    let (mut total, mut telegrams) = (std::time::Duration::ZERO, 0u32);
     for v in vectors
         .iter()
         .filter(|v| v.frame.first() == Some(&b'/') && v.id.contains(&only))
@@ -19,7 +20,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let d = ami_dsmr::decode(std::hint::black_box(&v.frame), 0)?;
             values += d.readings.len() + d.attributes.len() + d.events.len();
         }
-        let per = start.elapsed() / rounds;
+        let elapsed = start.elapsed();
+        total += elapsed;
+        telegrams += rounds;
+        let per = elapsed / rounds;
         let per_value = values / rounds as usize;
         println!(
             "{:45} {:5} bytes {:3} values {:>8.2?}/telegram",
@@ -27,6 +31,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             v.frame.len(),
             per_value,
             per
+        );
+    }
+    if telegrams > 0 {
+        println!(
+            "all: {:>8.2?}/telegram, {:.0} telegrams/s",
+            total / telegrams,
+            f64::from(telegrams) / total.as_secs_f64()
         );
     }
     Ok(())

@@ -57,6 +57,7 @@
 pub mod cosem;
 mod interpret;
 pub mod object;
+mod scan;
 pub mod telegram;
 pub mod time;
 pub mod value;

@@ -43,6 +43,7 @@ pub struct Groups<'a> {
 impl<'a> Iterator for Groups<'a> {
     type Item = &'a [u8];
 
+    #[inline]
     fn next(&mut self) -> Option<&'a [u8]> {
         let open = self.rest.iter().position(|&b| b == b'(')?;
         let after = self.rest.get(open + 1..)?;
@@ -105,6 +106,7 @@ impl<'a> Objects<'a> {
 impl<'a> Iterator for Objects<'a> {
     type Item = Result<DataObject<'a>, DecodeError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
             return None;
@@ -121,15 +123,24 @@ impl<'a> Iterator for Objects<'a> {
         let start = self.pos;
         let line = self.line;
 
-        // The OBIS code, up to '('.
-        let mut i = match self.seek_byte(start, |b| matches!(b, b'(' | b'\r' | b'\n')) {
-            Some(i) if self.at(i) == Some(b'(') => i,
-            _ => return self.malformed(start, "no value in parentheses"),
-        };
-        let code = self.body.get(start..i).unwrap_or_default();
-        let code = code.trim_ascii_end();
-        let Some(obis) = parse_obis(code) else {
-            return self.malformed(start, "not an OBIS code before '('");
+        // The OBIS code, up to '(': read as it is found in the usual case, else found first.
+        let rest = self.body.get(start..).unwrap_or_default();
+        let (mut i, code, obis) = match obis_prefix(rest) {
+            Some((obis, len)) if rest.get(len) == Some(&b'(') => {
+                (start + len, rest.get(..len).unwrap_or_default(), obis)
+            }
+            _ => {
+                let i = match self.seek_byte(start, |b| matches!(b, b'(' | b'\r' | b'\n')) {
+                    Some(i) if self.at(i) == Some(b'(') => i,
+                    _ => return self.malformed(start, "no value in parentheses"),
+                };
+                let code = self.body.get(start..i).unwrap_or_default();
+                let code = code.trim_ascii_end();
+                let Some(obis) = parse_obis(code) else {
+                    return self.malformed(start, "not an OBIS code before '('");
+                };
+                (i, code, obis)
+            }
         };
 
         // The groups: '(' ... ')' repeated, possibly continued on lines starting with '('.
@@ -183,6 +194,15 @@ impl<'a> Iterator for Objects<'a> {
 /// An OBIS code: `A-B:C.D.E` with an optional `*F` (`&F`, `.F`) read directly from the
 /// bytes, any other form [`Obis`]'s `FromStr` accepts through it.
 pub fn parse_obis(code: &[u8]) -> Option<Obis> {
+    match obis_prefix(code) {
+        Some((obis, len)) if len == code.len() => Some(obis),
+        _ => std::str::from_utf8(code).ok()?.parse().ok(),
+    }
+}
+
+/// `A-B:C.D.E[*F]` at the start of `text`, ending at its end or at a `(`: the code and its
+/// length. `None` for anything else (which [`parse_obis`] hands to the general parser).
+fn obis_prefix(text: &[u8]) -> Option<(Obis, usize)> {
     let mut groups = [0u8; 6];
     groups[5] = 255;
     let mut i = 0;
@@ -190,28 +210,28 @@ pub fn parse_obis(code: &[u8]) -> Option<Obis> {
         let start = i;
         let mut v = 0u16;
         // At most 4 digits are read (9999 fits); more than 3 is not a group.
-        while let Some(&d @ b'0'..=b'9') = code.get(i)
+        while let Some(&d @ b'0'..=b'9') = text.get(i)
             && i - start < 4
         {
             v = v * 10 + u16::from(d - b'0');
             i += 1;
         }
         if i == start || i - start > 3 || v > 255 {
-            break;
+            return None;
         }
         *slot = v as u8;
-        match (g, code.get(i)) {
+        match (g, text.get(i)) {
             (0, Some(b'-'))
             | (1, Some(b':'))
             | (2 | 3, Some(b'.'))
             | (4, Some(b'*' | b'&' | b'.')) => {
                 i += 1;
             }
-            (4 | 5, None) => return Some(Obis::from_bytes(groups)),
-            _ => break,
+            (4 | 5, None | Some(b'(')) => return Some((Obis::from_bytes(groups), i)),
+            _ => return None,
         }
     }
-    std::str::from_utf8(code).ok()?.parse().ok()
+    None
 }
 
 #[cfg(test)]

@@ -17,6 +17,8 @@
 
 use ami_domain::DecodeError;
 
+use crate::scan;
+
 pub use ami_domain::checksum::crc16_arc as crc16;
 
 /// The first byte of a DLMS general-glo-ciphering APDU (encrypted P1 ports: Luxembourg
@@ -69,30 +71,30 @@ pub fn frame(bytes: &[u8]) -> Result<Telegram<'_>, DecodeError> {
         None => return Err(DecodeError::Truncated("empty telegram".into())),
     }
 
-    // The header's end, the '!' that starts a line, and the number of lines in between.
-    let mut header_end = None;
-    let mut lines = 0usize;
+    // The '!' that starts a line (the first '!' right after a line end), the header's end
+    // (the first line end, before it), and the number of lines in between.
     let mut bang = None;
-    let mut from = 0;
-    while let Some(lf) = rest
-        .get(from..)
-        .and_then(|r| r.iter().position(|&b| b == b'\n'))
-    {
-        let lf = from + lf;
-        lines += 1;
-        header_end.get_or_insert(lf);
-        if rest.get(lf + 1) == Some(&b'!') {
-            bang = Some(lf + 1);
+    let mut from = 1;
+    while let Some(k) = rest.get(from..).and_then(|r| scan::find(r, b'!')) {
+        let k = from + k;
+        if rest.get(k - 1) == Some(&b'\n') {
+            bang = Some(k);
             break;
         }
-        from = lf + 1;
+        from = k + 1;
     }
-    let (Some(bang), Some(header_end)) = (bang, header_end) else {
+    let Some(bang) = bang else {
         return Err(DecodeError::Truncated(format!(
             "no end line '!' in {} bytes after '/'",
             rest.len()
         )));
     };
+    let head = rest.get(..bang).unwrap_or_default();
+    let header_end = head
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(bang.saturating_sub(1));
+    let lines = scan::count(head, b'\n');
 
     let sent = read_crc(rest.get(bang + 1..).unwrap_or_default(), start + bang)?;
     if let Some(sent) = sent {

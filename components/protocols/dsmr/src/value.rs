@@ -14,6 +14,26 @@ pub fn number(text: &[u8]) -> Option<Quantity> {
         Some((b'+', rest)) => (false, rest),
         _ => (false, text),
     };
+    // Up to 18 digits cannot overflow nor exceed 18 significant digits: one plain pass.
+    if body.len() <= 18 {
+        let mut mantissa = 0i64;
+        let mut fraction: Option<usize> = None;
+        for (k, &b) in body.iter().enumerate() {
+            match b {
+                b'0'..=b'9' => mantissa = mantissa * 10 + i64::from(b - b'0'),
+                b'.' | b',' if fraction.is_none() => fraction = Some(body.len() - k - 1),
+                _ => return None,
+            }
+        }
+        if body.len() == usize::from(fraction.is_some()) {
+            return None;
+        }
+        let scale = fraction.unwrap_or(0) as i8;
+        return Some(Quantity::new(
+            if negative { -mantissa } else { mantissa },
+            -scale,
+        ));
+    }
     let mut mantissa = 0i64;
     let mut significant = 0usize;
     let mut fraction: Option<usize> = None;
@@ -152,6 +172,14 @@ mod tests {
             "1.0000000000000000001",
             "0.000000000000000001",
             "12345678901234567.8",
+            "123456789012345678",
+            "1234567890123456789",
+            "1234567890123456.78",
+            "-99999999999999999",
+            "1,,2",
+            "1.,2",
+            "+.",
+            "-0",
         ] {
             let want = text.parse::<Quantity>().ok();
             let got = number(text.as_bytes());

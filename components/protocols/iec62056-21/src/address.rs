@@ -20,6 +20,91 @@ pub type Reason = &'static str;
 
 /// Parses an address into an OBIS code.
 pub fn parse(text: &[u8]) -> Result<Obis, Reason> {
+    match parse_fast(text) {
+        Some(obis) => Ok(obis),
+        None => parse_checked(text),
+    }
+}
+
+/// One pass over a well-formed address; `None` for anything else, which [`parse_checked`]
+/// then reads or explains.
+pub(crate) fn parse_fast(text: &[u8]) -> Option<Obis> {
+    if text.len() > MAX_LEN {
+        return None;
+    }
+    let (a, b, mut i) = match text.iter().position(|&b| b == b':') {
+        Some(colon) => {
+            let mut i = 0;
+            let a = fast_number(text, &mut i)?;
+            if text.get(i) != Some(&b'-') {
+                return None;
+            }
+            i += 1;
+            let b = fast_number(text, &mut i)?;
+            if i != colon {
+                return None;
+            }
+            (a, b, colon + 1)
+        }
+        None => (1, 0, 0),
+    };
+    let mut groups = [255u8; 4];
+    let mut count = 0;
+    loop {
+        let slot = groups.get_mut(count)?;
+        *slot = fast_group(text, &mut i)?;
+        count += 1;
+        match text.get(i) {
+            None => break,
+            Some(b'.') => i += 1,
+            Some(b'*' | b'&') if count < 4 => {
+                i += 1;
+                let f = fast_group(text, &mut i)?;
+                if i != text.len() {
+                    return None;
+                }
+                groups[3] = f;
+                break;
+            }
+            Some(_) => return None,
+        }
+    }
+    let [c, d, e, f] = groups;
+    Some(Obis::new(a, b, c, d, e, f))
+}
+
+/// A value group C to F at `i` (a letter or up to three digits), `i` moved past it.
+fn fast_group(text: &[u8], i: &mut usize) -> Option<u8> {
+    let letter = match text.get(*i)? {
+        b'C' => 96,
+        b'F' => 97,
+        b'L' => 98,
+        b'P' => 99,
+        _ => return fast_number(text, i),
+    };
+    *i += 1;
+    Some(letter)
+}
+
+/// One to three digits at `i`, at most 255, `i` moved past them (a fourth digit is left for
+/// the caller to refuse).
+fn fast_number(text: &[u8], i: &mut usize) -> Option<u8> {
+    let mut value = 0u16;
+    let start = *i;
+    while *i - start < 3
+        && let Some(&d @ b'0'..=b'9') = text.get(*i)
+    {
+        value = value * 10 + u16::from(d - b'0');
+        *i += 1;
+    }
+    if *i == start {
+        return None;
+    }
+    u8::try_from(value).ok()
+}
+
+/// The full parser, with a reason for every refusal.
+fn parse_checked(text: &[u8]) -> Result<Obis, Reason> {
     if text.is_empty() {
         return Err("empty address");
     }
@@ -120,6 +205,52 @@ mod tests {
         assert_eq!(obis("0-0:F.F.0*255"), Ok(Obis::new(0, 0, 97, 97, 0, 255)));
         assert_eq!(obis("P.01"), Ok(Obis::new(1, 0, 99, 1, 255, 255)));
         assert_eq!(obis("L.2.1"), Ok(Obis::new(1, 0, 98, 2, 1, 255)));
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_full_parser() {
+        let alphabet = b"0123456789CFLPX.-:*&";
+        // Every text of up to five characters from `alphabet`, and longer ones built from
+        // pieces meters print.
+        let mut texts: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut level = vec![Vec::new()];
+        for _ in 0..5 {
+            level = level
+                .iter()
+                .flat_map(|t: &Vec<u8>| {
+                    alphabet.iter().map(move |&c| {
+                        let mut t = t.clone();
+                        t.push(c);
+                        t
+                    })
+                })
+                .collect();
+            texts.extend(level.iter().cloned());
+        }
+        let pieces: [&[u8]; 12] = [
+            b"1", b"0", b"255", b"256", b"0001", b"-", b":", b".", b"*", b"&", b"C", b"96",
+        ];
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    for d in pieces {
+                        texts.push([a, b, c, d].concat());
+                        texts.push([b"1-0:".as_slice(), a, b, c, d].concat());
+                        texts.push([a, b"-", b, b":", c, b".", d, b".0*", a].concat());
+                    }
+                }
+            }
+        }
+        for t in texts {
+            if let Some(fast) = parse_fast(&t) {
+                assert_eq!(
+                    Ok(fast),
+                    parse_checked(&t),
+                    "{:?}",
+                    String::from_utf8_lossy(&t)
+                );
+            }
+        }
     }
 
     #[test]

@@ -41,15 +41,104 @@ impl DataValue {
     /// The number and its base unit, the unit prefix moved into the number
     /// (`0029.055*MWh` is 29 055 000 Wh): only for a decimal value with a unit we know.
     pub fn quantity(&self) -> Option<(Quantity, Unit)> {
-        let (value, unit) = self.text.split_once('*')?;
-        let unit = unit.trim();
-        let (unit, prefix) = Unit::parse_symbol(unit).ok().or_else(|| alias(unit))?;
-        if matches!(unit, Unit::Count | Unit::Other) {
-            return None;
-        }
-        let number = value.trim().parse::<Quantity>().ok()?.shifted(prefix)?;
-        Some((number, unit))
+        quantity_of_text(&self.text)
     }
+}
+
+/// [`DataValue::quantity`] of the value whose bytes are `bytes`, read without copying them
+/// when they are ASCII (the usual case, where ISO 8859-1 and UTF-8 agree).
+pub(crate) fn quantity_of(bytes: &[u8]) -> Option<(Quantity, Unit)> {
+    let star = bytes.iter().position(|&b| b == b'*')?;
+    if !bytes.is_ascii() {
+        return quantity_of_text(&latin1(bytes));
+    }
+    let value = trim(bytes.get(..star)?);
+    let unit = trim(bytes.get(star + 1..)?);
+    let (unit, prefix) = match common_unit(unit) {
+        Some(known) => known,
+        None => {
+            let unit = std::str::from_utf8(unit).ok()?;
+            Unit::parse_symbol(unit).ok().or_else(|| alias(unit))?
+        }
+    };
+    if matches!(unit, Unit::Count | Unit::Other) {
+        return None;
+    }
+    let number = number(value)?.shifted(prefix)?;
+    Some((number, unit))
+}
+
+/// ASCII text without the white space `str::trim` removes around it.
+fn trim(text: &[u8]) -> &[u8] {
+    let space = |b: &u8| matches!(b, b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | b' ');
+    let start = text.iter().position(|b| !space(b)).unwrap_or(text.len());
+    let end = text
+        .iter()
+        .rposition(|b| !space(b))
+        .map_or(start, |k| k + 1);
+    text.get(start..end).unwrap_or_default()
+}
+
+/// A decimal number, as [`Quantity`]'s `FromStr` reads it, straight from ASCII bytes.
+fn number(text: &[u8]) -> Option<Quantity> {
+    let (negative, body) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, text),
+    };
+    // Up to 18 digits cannot overflow: one pass. Longer numbers go to the domain parser,
+    // which drops trailing fractional zeros when the digits do not fit.
+    if body.len() > 18 {
+        return std::str::from_utf8(text).ok()?.parse().ok();
+    }
+    let mut mantissa = 0i64;
+    let mut fraction: Option<usize> = None;
+    for (k, &b) in body.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => mantissa = mantissa * 10 + i64::from(b - b'0'),
+            b'.' | b',' if fraction.is_none() => fraction = Some(body.len() - k - 1),
+            _ => return None,
+        }
+    }
+    let digits = fraction.map_or(body.len(), |_| body.len() - 1);
+    if digits == 0 {
+        return None;
+    }
+    let scale = i8::try_from(fraction.unwrap_or(0)).ok()?;
+    Some(Quantity::new(
+        if negative { -mantissa } else { mantissa },
+        -scale,
+    ))
+}
+
+fn quantity_of_text(text: &str) -> Option<(Quantity, Unit)> {
+    let (value, unit) = text.split_once('*')?;
+    let unit = unit.trim();
+    let (unit, prefix) = Unit::parse_symbol(unit).ok().or_else(|| alias(unit))?;
+    if matches!(unit, Unit::Count | Unit::Other) {
+        return None;
+    }
+    let number = value.trim().parse::<Quantity>().ok()?.shifted(prefix)?;
+    Some((number, unit))
+}
+
+/// The units readouts print most, as [`Unit::parse_symbol`] reads them, without its error
+/// path (which allocates) for the others.
+fn common_unit(unit: &[u8]) -> Option<(Unit, i8)> {
+    Some(match unit {
+        b"kWh" => (Unit::WattHour, 3),
+        b"kW" => (Unit::Watt, 3),
+        b"Wh" => (Unit::WattHour, 0),
+        b"W" => (Unit::Watt, 0),
+        b"MWh" => (Unit::WattHour, 6),
+        b"kvarh" => (Unit::VarHour, 3),
+        b"kvar" => (Unit::Var, 3),
+        b"V" => (Unit::Volt, 0),
+        b"A" => (Unit::Ampere, 0),
+        b"Hz" => (Unit::Hertz, 0),
+        b"m3" => (Unit::CubicMetre, 0),
+        _ => return None,
+    })
 }
 
 /// Unit spellings meters print that [`Unit::parse_symbol`] does not know.
@@ -63,12 +152,39 @@ fn alias(unit: &str) -> Option<(Unit, i8)> {
     })
 }
 
-/// Parses data sets from `start` up to the end character `!`; returns them and the index of `!`.
-pub(crate) fn parse_block(
-    input: &[u8],
+/// Where [`parse_block`] puts what it reads.
+pub(crate) trait Sink<'a> {
+    /// A data set begins: its register; its values follow.
+    fn data_set(&mut self, register: Obis);
+    /// A value of the current data set: the bytes between the parentheses, which hold no
+    /// control characters, `(` nor `!`.
+    fn value(&mut self, text: &'a [u8]);
+}
+
+/// Collects [`DataSet`]s, each value copied as ISO 8859-1 text.
+impl Sink<'_> for Vec<DataSet> {
+    fn data_set(&mut self, register: Obis) {
+        self.push(DataSet {
+            register,
+            values: Vec::with_capacity(1),
+        });
+    }
+
+    fn value(&mut self, text: &[u8]) {
+        if let Some(last) = self.last_mut() {
+            last.values.push(DataValue { text: latin1(text) });
+        }
+    }
+}
+
+/// Parses data sets from `start` up to the end character `!` into `sink`; returns the index
+/// of `!`.
+pub(crate) fn parse_block<'a, S: Sink<'a>>(
+    input: &'a [u8],
     start: usize,
-) -> Result<(Vec<DataSet>, usize), DecodeError> {
-    let mut sets: Vec<DataSet> = Vec::new();
+    sink: &mut S,
+) -> Result<usize, DecodeError> {
+    let mut any = false;
     let mut i = start;
     loop {
         match input.get(i) {
@@ -77,14 +193,16 @@ pub(crate) fn parse_block(
                     "data block from byte {start} ends at byte {i} without the end character '!'"
                 )));
             }
-            Some(b'!') => return Ok((sets, i)),
+            Some(b'!') => return Ok(i),
             Some(b'\r' | b'\n' | b' ' | b'\t') => i += 1,
             Some(b'(') => {
                 // Address left out: more values of the previous data set.
-                let last = sets.last_mut().ok_or_else(|| {
-                    DecodeError::Malformed(format!("value without an address at byte {i}"))
-                })?;
-                i = parse_values(input, i, &mut last.values)?;
+                if !any {
+                    return Err(DecodeError::Malformed(format!(
+                        "value without an address at byte {i}"
+                    )));
+                }
+                i = parse_values(input, i, sink)?;
             }
             Some(&EOT) => {
                 return Err(DecodeError::Unsupported(format!(
@@ -97,6 +215,20 @@ pub(crate) fn parse_block(
                 )));
             }
             Some(_) => {
+                // A well-formed address, the usual case, is read in one pass; anything else
+                // is checked byte by byte so that the error names what is wrong.
+                let rest = input.get(i..).unwrap_or_default();
+                let fast = rest
+                    .iter()
+                    .take(address::MAX_LEN + 1)
+                    .position(|&b| b == b'(')
+                    .and_then(|k| Some((i + k, address::parse_fast(rest.get(..k)?)?)));
+                if let Some((open, register)) = fast {
+                    sink.data_set(register);
+                    any = true;
+                    i = parse_values(input, open, sink)?;
+                    continue;
+                }
                 let open = address_end(input, i)?;
                 let text = input.get(i..open).unwrap_or_default();
                 let register = address::parse(text).map_err(|reason| {
@@ -105,9 +237,9 @@ pub(crate) fn parse_block(
                         latin1(text)
                     ))
                 })?;
-                let mut values = Vec::with_capacity(1);
-                i = parse_values(input, open, &mut values)?;
-                sets.push(DataSet { register, values });
+                sink.data_set(register);
+                any = true;
+                i = parse_values(input, open, sink)?;
             }
         }
     }
@@ -142,34 +274,42 @@ fn is_address_char(b: u8) -> bool {
 }
 
 /// Parses `(value)` groups starting at the `(` at `open`; returns the index after the last `)`.
-fn parse_values(
-    input: &[u8],
+fn parse_values<'a, S: Sink<'a>>(
+    input: &'a [u8],
     open: usize,
-    values: &mut Vec<DataValue>,
+    sink: &mut S,
 ) -> Result<usize, DecodeError> {
     let mut i = open;
     while input.get(i) == Some(&b'(') {
         let value_start = i + 1;
-        let mut j = value_start;
-        loop {
-            match input.get(j) {
-                Some(b')') => break,
-                None => {
-                    return Err(DecodeError::Truncated(format!(
-                        "input ends at byte {j} inside the value opened at byte {i}"
-                    )));
-                }
-                Some(&b) if b < 0x20 || b == 0x7F || b == b'(' || b == b'!' => {
-                    return Err(DecodeError::Malformed(format!(
-                        "byte 0x{b:02x} at {j} inside the value opened at byte {i}"
-                    )));
-                }
-                Some(_) => j += 1,
+        let rest = input.get(value_start..).unwrap_or_default();
+        // The first byte that ends the value: ')' or one a value may not hold.
+        let stop = rest
+            .iter()
+            .position(|&b| b == b')' || b < 0x20 || b == 0x7F || b == b'(' || b == b'!');
+        let j = match stop {
+            Some(k) => value_start + k,
+            None => {
+                return Err(DecodeError::Truncated(format!(
+                    "input ends at byte {} inside the value opened at byte {i}",
+                    input.len().max(value_start)
+                )));
+            }
+        };
+        match input.get(j) {
+            Some(b')') => {}
+            Some(&b) => {
+                return Err(DecodeError::Malformed(format!(
+                    "byte 0x{b:02x} at {j} inside the value opened at byte {i}"
+                )));
+            }
+            None => {
+                return Err(DecodeError::Truncated(format!(
+                    "input ends at byte {j} inside the value opened at byte {i}"
+                )));
             }
         }
-        values.push(DataValue {
-            text: latin1(input.get(value_start..j).unwrap_or_default()),
-        });
+        sink.value(rest.get(..j - value_start).unwrap_or_default());
         i = j + 1;
     }
     Ok(i)
@@ -219,9 +359,49 @@ mod tests {
     }
 
     #[test]
+    fn byte_quantities_match_the_text_ones() {
+        for text in [
+            "0029.055*MWh",
+            "  80*Deg",
+            "001.476*m3ph",
+            "+000.8*A",
+            "-1,5 * kWh ",
+            "12*",
+            "*kWh",
+            "088*C&082*C",
+            "12*furlong",
+            "1.5*kW",
+            "1.5*kvarh",
+            "1.5*Hz",
+            "1.5*m3",
+            "1.5**kWh",
+            ".5*V",
+            "5.*V",
+            ".*V",
+            "-*V",
+            "1.2.3*V",
+            "9999999999999999999*Wh",
+            "999999999999999999*Wh",
+            "99999999999999999.9*Wh",
+            "-0.00000000000000001*Wh",
+            "1..2*Wh",
+            "1,2.3*Wh",
+            "0.1000000000000000000000*Wh",
+            "0.00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001*Wh",
+            "1\u{b}*W",
+            "\u{a0}1*W",
+            "1*\u{85}W",
+        ] {
+            let latin1: Vec<u8> = text.chars().map(|c| c as u8).collect();
+            assert_eq!(quantity_of(&latin1), value(text).quantity(), "{text:?}");
+        }
+    }
+
+    #[test]
     fn several_sets_per_line_and_several_values() -> Result<(), DecodeError> {
         let block = b"6.8(1*MWh)F(0)\r\n1.6.0(2*kW)(1703100930)\r\n(7)!x";
-        let (sets, end) = parse_block(block, 0)?;
+        let mut sets = Vec::new();
+        let end = parse_block(block, 0, &mut sets)?;
         assert_eq!(block.get(end), Some(&b'!'));
         assert_eq!(sets.len(), 3);
         let texts: Vec<&str> = sets
@@ -235,39 +415,39 @@ mod tests {
     #[test]
     fn errors() {
         assert!(matches!(
-            parse_block(b"1.8.0(1", 0),
+            parse_block(b"1.8.0(1", 0, &mut Vec::<DataSet>::new()),
             Err(DecodeError::Truncated(_))
         ));
         assert!(matches!(
-            parse_block(b"1.8.0(1)\r\n", 0),
+            parse_block(b"1.8.0(1)\r\n", 0, &mut Vec::<DataSet>::new()),
             Err(DecodeError::Truncated(_))
         ));
         assert!(matches!(
-            parse_block(b"1.8", 0),
+            parse_block(b"1.8", 0, &mut Vec::<DataSet>::new()),
             Err(DecodeError::Truncated(_))
         ));
         assert!(matches!(
-            parse_block(b"XYZ(1)!", 0),
+            parse_block(b"XYZ(1)!", 0, &mut Vec::<DataSet>::new()),
             Err(DecodeError::Malformed(_))
         ));
         assert!(matches!(
-            parse_block(b"(1)!", 0),
+            parse_block(b"(1)!", 0, &mut Vec::<DataSet>::new()),
             Err(DecodeError::Malformed(_))
         ));
         assert!(matches!(
-            parse_block(b"1.8.0\r\n(1)!", 0),
+            parse_block(b"1.8.0\r\n(1)!", 0, &mut Vec::<DataSet>::new()),
             Err(DecodeError::Malformed(_))
         ));
         assert!(matches!(
-            parse_block(b"1.8.0(1\r\n)!", 0),
+            parse_block(b"1.8.0(1\r\n)!", 0, &mut Vec::<DataSet>::new()),
             Err(DecodeError::Malformed(_))
         ));
         assert!(matches!(
-            parse_block(b"1.8.0(1)\x03", 0),
+            parse_block(b"1.8.0(1)\x03", 0, &mut Vec::<DataSet>::new()),
             Err(DecodeError::Malformed(_))
         ));
         assert!(matches!(
-            parse_block(b"1.8.0(1)\x04", 0),
+            parse_block(b"1.8.0(1)\x04", 0, &mut Vec::<DataSet>::new()),
             Err(DecodeError::Unsupported(_))
         ));
     }

@@ -6,9 +6,9 @@
 use ami_domain::DecodeError;
 
 use crate::checksum::{bcc, crc16_arc};
-use crate::dataset;
-use crate::ident;
-use crate::readout::{Checksum, Readout};
+use crate::dataset::{self, Sink};
+use crate::ident::{self, Identification};
+use crate::readout::Checksum;
 
 /// Start of text: opens a data message.
 pub const STX: u8 = 0x02;
@@ -23,8 +23,21 @@ pub const ACK: u8 = 0x06;
 /// (`/?` + a 32-character device address + `!` CR LF).
 const MAX_ECHO: usize = 40;
 
-/// Parses one complete readout.
-pub(crate) fn parse(input: &[u8]) -> Result<Readout, DecodeError> {
+/// A readout's message structure; its data sets went to a [`Sink`].
+pub(crate) struct Message {
+    /// The identification message, if the readout has one.
+    pub identification: Option<Identification>,
+    /// Whether the data message was framed by STX.
+    pub framed: bool,
+    /// The checksum carried and verified.
+    pub checksum: Checksum,
+}
+
+/// Parses one complete readout, its data sets into `sink`.
+pub(crate) fn parse<'a, S: Sink<'a>>(
+    input: &'a [u8],
+    sink: &mut S,
+) -> Result<Message, DecodeError> {
     let mut i = skip_preamble(input)?;
     let ident_start = i;
     let identification = if input.get(i) == Some(&b'/') {
@@ -41,7 +54,7 @@ pub(crate) fn parse(input: &[u8]) -> Result<Readout, DecodeError> {
         ))),
         Some(&STX) => {
             let data_start = i + 1;
-            let (data_sets, bang) = dataset::parse_block(input, data_start)?;
+            let bang = dataset::parse_block(input, data_start, sink)?;
             let mut j = skip_line_end(input, bang + 1);
             let checksum = match input.get(j) {
                 // The data ends with '!' but ETX and BCC are missing: accepted, unverified
@@ -75,15 +88,14 @@ pub(crate) fn parse(input: &[u8]) -> Result<Readout, DecodeError> {
                 }
             };
             check_trailing(input, j)?;
-            Ok(Readout {
+            Ok(Message {
                 identification,
-                data_sets,
                 framed: true,
                 checksum,
             })
         }
         Some(_) => {
-            let (data_sets, bang) = dataset::parse_block(input, i)?;
+            let bang = dataset::parse_block(input, i, sink)?;
             let after = bang + 1;
             let digits = input
                 .get(after..)
@@ -127,9 +139,8 @@ pub(crate) fn parse(input: &[u8]) -> Result<Readout, DecodeError> {
                 }
             };
             check_trailing(input, skip_line_end(input, after + digits))?;
-            Ok(Readout {
+            Ok(Message {
                 identification,
-                data_sets,
                 framed: false,
                 checksum,
             })

@@ -23,6 +23,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod address;
+mod canonical;
 pub mod checksum;
 pub mod dataset;
 mod frame;
@@ -37,11 +38,22 @@ pub use readout::{Checksum, Readout};
 pub use reassemble::Reassembler;
 
 /// Decodes one complete readout received at `received_at_ms` (ms since the Unix epoch, UTC).
+///
+/// The result is `parse(readout)?.into_decoded(received_at_ms)`, built straight from the bytes.
 pub fn decode(readout: &[u8], received_at_ms: i64) -> Result<Decoded, DecodeError> {
-    Ok(parse(readout)?.into_decoded(received_at_ms))
+    let mut sink = canonical::Builder::new(readout.len(), received_at_ms);
+    let message = frame::parse(readout, &mut sink)?;
+    Ok(sink.finish(message.identification.as_ref()))
 }
 
 /// Parses one complete readout into its identification, data sets and checksum.
 pub fn parse(readout: &[u8]) -> Result<Readout, DecodeError> {
-    frame::parse(readout)
+    let mut data_sets = Vec::new();
+    let message = frame::parse(readout, &mut data_sets)?;
+    Ok(Readout {
+        identification: message.identification,
+        data_sets,
+        framed: message.framed,
+        checksum: message.checksum,
+    })
 }

@@ -33,7 +33,7 @@ pub struct Readout {
 /// The registers that name the meter, most specific first (C.D.E with B = 0, F = 255):
 /// serial number 96.1.0 (`C.1.0`), `C.1` (96.1.255), DSMR's equipment identifier 96.1.1,
 /// then the device address 0.0.0 and `0.0`.
-const METER_REGISTERS: [(u8, u8, u8); 5] =
+pub(crate) const METER_REGISTERS: [(u8, u8, u8); 5] =
     [(96, 1, 0), (96, 1, 255), (96, 1, 1), (0, 0, 0), (0, 0, 255)];
 
 impl Readout {
