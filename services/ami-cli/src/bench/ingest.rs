@@ -1,7 +1,9 @@
 //! `ami bench ingest`: frames/s and readings/s end to end through NATS JetStream (adapter
 //! spool -> NATS -> host decoding with the components -> readings on NATS), where the time
 //! goes per stage, and, in the same run, the raw JetStream publish and consume rates of this
-//! machine on the same frames, for comparison.
+//! machine on the same frames, for comparison, and the broker's own ceiling for this pipeline:
+//! the same NATS work as end to end (publish the frames, consume them, publish the very readings
+//! messages end to end produced, ack) with no decoding at all.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -217,7 +219,11 @@ async fn bench(args: IngestBenchArgs, paths: &PathArgs) -> Result<ExitCode> {
     }
     let readings_msgs = nats.stream_messages(StreamKind::Readings).await?;
     let dead_msgs = nats.stream_messages(StreamKind::Dead).await?;
+    let outputs = read_back(&nats, readings_msgs, args.batch).await?;
     nats.delete_streams().await?;
+
+    // 3. The broker's ceiling: the NATS work of end to end without the host's.
+    let relay = relay(&args, &root, &msgs, &outputs).await?;
 
     let sum = |f: fn(&ami_ingest::IngestStats) -> u64| stats.iter().map(|s| f(s)).sum::<u64>();
     let readings = sum(|s| s.readings.load(Ordering::Relaxed));
@@ -239,6 +245,11 @@ async fn bench(args: IngestBenchArgs, paths: &PathArgs) -> Result<ExitCode> {
         rate(n, raw_consume)
     );
     println!(
+        "| NATS alone: publish while a consumer relays each frame's readings message, then acks (no decoding) | {n} | {:.2} | {:.0} | |",
+        relay.as_secs_f64(),
+        rate(n, relay)
+    );
+    println!(
         "| adapter spool append (fsync per batch) | {n} | {:.2} | {:.0} | |",
         spool_append.as_secs_f64(),
         rate(n, spool_append)
@@ -257,6 +268,10 @@ async fn bench(args: IngestBenchArgs, paths: &PathArgs) -> Result<ExitCode> {
         "end to end / slower raw path (min of publish, consume) = {:.2}; frames decoded {decoded}, readings {readings}, readings messages stored {readings_msgs}, dead letters {dead_msgs}",
         rate(n, e2e) / slower_raw
     );
+    println!(
+        "end to end / NATS alone doing the same messages = {:.2}: the share of the broker's ceiling that decoding and the host leave",
+        rate(n, e2e) / rate(n, relay)
+    );
     if let Some(f) = forwarded_at {
         println!(
             "adapter had forwarded everything after {:.2} s",
@@ -271,4 +286,103 @@ async fn bench(args: IngestBenchArgs, paths: &PathArgs) -> Result<ExitCode> {
         ms(sum(|s| s.ack_ns.load(Ordering::Relaxed))),
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The readings messages end to end stored, in the order of the frames they came from: the
+/// adapter names frame `i` `<adapter>:<spool>:<seq>` with `seq` counting up from the first, and
+/// the host names its readings message `<frame id>:r`. Frames without readings have none.
+async fn read_back(nats: &NatsBus, count: u64, batch: usize) -> Result<Vec<Option<Message>>> {
+    let consumer = nats
+        .consumer(StreamKind::Readings, &ConsumerSettings::new("bench-read-back"))
+        .await?;
+    let mut by_seq = std::collections::BTreeMap::new();
+    while (by_seq.len() as u64) < count {
+        let got = consumer.fetch(batch, Duration::from_secs(2)).await?;
+        if got.is_empty() {
+            bail!("reading back readings stalled at {} of {count}", by_seq.len());
+        }
+        for d in got {
+            let seq = d
+                .message
+                .msg_id()
+                .and_then(|id| id.strip_suffix(":r"))
+                .and_then(|id| id.rsplit(':').next())
+                .and_then(|seq| seq.parse::<u64>().ok())
+                .context("a readings message without its frame's id")?;
+            by_seq.insert(seq, d.message.clone());
+            d.ack().await?;
+        }
+    }
+    let first = by_seq.keys().next().copied().unwrap_or(0);
+    let last = by_seq.keys().next_back().copied().unwrap_or(0);
+    Ok((first..=last).map(|seq| by_seq.remove(&seq)).collect())
+}
+
+/// The raw frames published in batches by one task while one pull consumer relays, for each
+/// frame, the readings message end to end made of it (same subject, headers and payload, on
+/// fresh streams) and acks the frame once its batch of outputs is stored: the broker's work of
+/// end to end with no decoding. Returns the time until every frame is relayed.
+async fn relay(
+    args: &IngestBenchArgs,
+    root: &str,
+    raw: &[Message],
+    outputs: &[Option<Message>],
+) -> Result<Duration> {
+    let bus =
+        NatsBus::connect(&args.nats_url, Topology::new(&format!("{root}relay")), 4096).await?;
+    bus.ensure_streams(&StreamSettings::default()).await?;
+    let from = format!("{}.", Topology::new(&format!("{root}e2e")).root());
+    let to = format!("{}.", bus.topology().root());
+    let consumer = bus
+        .consumer(StreamKind::Raw, &ConsumerSettings::new("bench-relay"))
+        .await?;
+    // The raw frames under this run's names (ids `raw:<i>`), and each one's readings message.
+    let topo = bus.topology().clone();
+    let frames = raw
+        .iter()
+        .map(|m| Ok(RawFrame::from_message(m)?.to_message(&topo)))
+        .collect::<Result<Vec<Message>, ami_bus::envelope::EnvelopeError>>()?;
+    let outputs: Vec<Option<Message>> = outputs
+        .iter()
+        .map(|m| {
+            m.as_ref().map(|m| Message {
+                subject: m.subject.replacen(&from, &to, 1),
+                headers: m.headers.clone(),
+                payload: m.payload.clone(),
+            })
+        })
+        .collect();
+    let t = Instant::now();
+    let publisher = {
+        let (bus, batch) = (bus.clone(), args.batch);
+        tokio::spawn(async move {
+            for chunk in frames.chunks(batch) {
+                bus.publish_batch(chunk.to_vec()).await?;
+            }
+            Ok::<_, ami_bus::BusError>(())
+        })
+    };
+    let mut relayed = 0;
+    while relayed < raw.len() {
+        let batch = consumer.fetch(args.batch, Duration::from_secs(5)).await?;
+        if batch.is_empty() {
+            bail!("relay stalled at {relayed} of {}", raw.len());
+        }
+        let out: Vec<Message> = batch
+            .iter()
+            .filter_map(|d| {
+                let i: usize = d.message.msg_id()?.strip_prefix("raw:")?.parse().ok()?;
+                outputs.get(i)?.clone()
+            })
+            .collect();
+        bus.publish_batch(out).await?;
+        relayed += batch.len();
+        for d in batch {
+            d.ack().await?;
+        }
+    }
+    let took = t.elapsed();
+    publisher.await??;
+    bus.delete_streams().await?;
+    Ok(took)
 }
