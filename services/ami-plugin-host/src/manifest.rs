@@ -12,7 +12,10 @@ pub const WIT_VERSIONS_LOADED: &[&str] = &["0.1.0", "0.1.1"];
 
 /// `ami:plugin@0.1.0 and @0.1.1`: what this host loads, for messages.
 pub fn loaded_versions() -> String {
-    let v: Vec<String> = WIT_VERSIONS_LOADED.iter().map(|v| format!("@{v}")).collect();
+    let v: Vec<String> = WIT_VERSIONS_LOADED
+        .iter()
+        .map(|v| format!("@{v}"))
+        .collect();
     format!("{WIT_PACKAGE}{}", v.join(" and "))
 }
 

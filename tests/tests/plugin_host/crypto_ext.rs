@@ -86,7 +86,10 @@ fn integration_crypto_ext_c1222_eax_prime_in_the_component() {
         // A wrong key fails authentication.
         keys.insert(meter, KeyRole::AnsiC1222, [0x5A; 16]);
         assert!(
-            matches!(one(&ansi, &message, None), Err(DecodeError::Authentication(_))),
+            matches!(
+                one(&ansi, &message, None),
+                Err(DecodeError::Authentication(_))
+            ),
             "vector {i} under a wrong key"
         );
         // The right key: the component's result equals the crate's, natively, with the same key.
@@ -115,7 +118,10 @@ fn integration_crypto_ext_c1222_eax_prime_in_the_component() {
         let mut tampered = message.clone();
         *tampered.last_mut().unwrap() ^= 0x01;
         assert!(
-            matches!(one(&ansi, &tampered, None), Err(DecodeError::Authentication(_))),
+            matches!(
+                one(&ansi, &tampered, None),
+                Err(DecodeError::Authentication(_))
+            ),
             "vector {i} tampered"
         );
     }
@@ -164,7 +170,11 @@ fn notification() -> Vec<u8> {
         .into_iter()
         .find(|v| v.id == "dlms_cosem-hdlc-ui-data-notification")
         .unwrap();
-    ami_dlms::layer::unwrap(&v.frame).unwrap().apdu.unwrap().to_vec()
+    ami_dlms::layer::unwrap(&v.frame)
+        .unwrap()
+        .apdu
+        .unwrap()
+        .to_vec()
 }
 
 #[test]
@@ -180,7 +190,12 @@ fn integration_crypto_ext_dlms_dedicated_key_in_the_component() {
     let general = cipher_apdu(0xDC, &DK, 0x0102_0304, &plain);
     // get-response-normal, invoke-id C1, double-long-unsigned 1122, ded-ciphered: the system
     // title comes from the adapter's meter hint.
-    let get = cipher_apdu(0xD4, &DK, 9, &[0xC4, 0x01, 0xC1, 0x00, 0x06, 0x00, 0x00, 0x04, 0x62]);
+    let get = cipher_apdu(
+        0xD4,
+        &DK,
+        9,
+        &[0xC4, 0x01, 0xC1, 0x00, 0x06, 0x00, 0x00, 0x04, 0x62],
+    );
 
     // No dedicated key stored: named, meter and role.
     match one(&dlms, &general, None) {
@@ -190,7 +205,10 @@ fn integration_crypto_ext_dlms_dedicated_key_in_the_component() {
     // The global key does not open dedicated ciphering.
     keys.insert(&meter, KeyRole::DlmsDedicated, GK);
     assert!(
-        matches!(one(&dlms, &general, None), Err(DecodeError::Authentication(_))),
+        matches!(
+            one(&dlms, &general, None),
+            Err(DecodeError::Authentication(_))
+        ),
         "the global key opened a ded-ciphered APDU"
     );
 
@@ -220,7 +238,10 @@ fn integration_crypto_ext_dlms_dedicated_key_in_the_component() {
     let mut tampered = general.clone();
     *tampered.last_mut().unwrap() ^= 0x80;
     assert!(
-        matches!(one(&dlms, &tampered, None), Err(DecodeError::Authentication(_))),
+        matches!(
+            one(&dlms, &tampered, None),
+            Err(DecodeError::Authentication(_))
+        ),
         "a tampered tag was accepted"
     );
 }

@@ -112,7 +112,10 @@ async fn integration_hes_keys_decrypt_in_the_host_and_never_reach_a_plugin() {
         if *protocol != Protocol::Dlms {
             continue;
         }
-        for (n, role) in [KeyRole::DlmsDedicated, KeyRole::AnsiC1222].into_iter().enumerate() {
+        for (n, role) in [KeyRole::DlmsDedicated, KeyRole::AnsiC1222]
+            .into_iter()
+            .enumerate()
+        {
             let key: [u8; 16] = std::array::from_fn(|j| (i * 31 + n * 101 + j * 7) as u8 ^ 0xC3);
             vault
                 .put(

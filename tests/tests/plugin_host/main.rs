@@ -10,6 +10,6 @@ mod packages;
 mod reload;
 mod sandbox;
 mod tariffs;
-mod versions;
 mod vee;
+mod versions;
 mod worlds;

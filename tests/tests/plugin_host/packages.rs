@@ -120,7 +120,8 @@ fn integration_packages_refused_with_reasons() {
     package::write_manifest(&futurepkg, &future).unwrap();
     let e = refusal(host.load(&futurepkg));
     assert!(
-        e.to_string().contains("this host loads ami:plugin@0.1.0 and @0.1.1"),
+        e.to_string()
+            .contains("this host loads ami:plugin@0.1.0 and @0.1.1"),
         "{e}"
     );
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 const KEY: [u8; 16] = *b"legacy-key-0.1.0";
 
-fn frame(data: Vec<u8>) -> InputFrame {
+fn frame(data: &[u8]) -> InputFrame<'_> {
     InputFrame {
         data,
         received_at_ms: 1_700_000_000_000,
@@ -69,12 +69,16 @@ fn integration_versions_host_loads_0_1_0_plugins_beside_0_1_1() {
     let mut tampered = sealed(&KEY, b"twelve bytes");
     let last = tampered.len() - 1;
     tampered[last] ^= 1;
+    let (good, wrong) = (
+        sealed(&KEY, b"twelve bytes"),
+        sealed(b"some-other-key!!", b"twelve bytes"),
+    );
     let out = legacy
         .decode(&[
-            frame(b"plain".to_vec()),
-            frame(sealed(&KEY, b"twelve bytes")),
-            frame(sealed(b"some-other-key!!", b"twelve bytes")),
-            frame(tampered),
+            frame(b"plain"),
+            frame(&good),
+            frame(&wrong),
+            frame(&tampered),
         ])
         .unwrap();
     let value = |i: usize| match &out[i] {
@@ -84,12 +88,20 @@ fn integration_versions_host_loads_0_1_0_plugins_beside_0_1_1() {
     assert_eq!(value(0), 5);
     // Decrypted by the host's 0.1.1 `crypto` functions under the stored key.
     assert_eq!(value(1), 12);
-    assert!(matches!(out[2], Err(DecodeError::Authentication(_))), "{:?}", out[2]);
-    assert!(matches!(out[3], Err(DecodeError::Authentication(_))), "{:?}", out[3]);
+    assert!(
+        matches!(out[2], Err(DecodeError::Authentication(_))),
+        "{:?}",
+        out[2]
+    );
+    assert!(
+        matches!(out[3], Err(DecodeError::Authentication(_))),
+        "{:?}",
+        out[3]
+    );
 
     // The current plugin decodes in the same host.
     let r = current
-        .decode(&[frame(b"ACME1;A1;1;1-0:1.8.0=1*Wh".to_vec())])
+        .decode(&[frame(b"ACME1;A1;1;1-0:1.8.0=1*Wh")])
         .unwrap();
     assert!(r[0].is_ok(), "{:?}", r[0]);
 }

@@ -7,6 +7,8 @@
 //! one reading of `0-0:96.99.0`. Any other frame gives one reading of its own length.
 
 #![allow(missing_docs)]
+// The generated bindings are the canonical ABI glue: exported symbols and raw pointers.
+#![allow(unsafe_code)]
 
 wit_bindgen::generate!({
     world: "decoder",

@@ -293,13 +293,19 @@ async fn bench(args: IngestBenchArgs, paths: &PathArgs) -> Result<ExitCode> {
 /// the host names its readings message `<frame id>:r`. Frames without readings have none.
 async fn read_back(nats: &NatsBus, count: u64, batch: usize) -> Result<Vec<Option<Message>>> {
     let consumer = nats
-        .consumer(StreamKind::Readings, &ConsumerSettings::new("bench-read-back"))
+        .consumer(
+            StreamKind::Readings,
+            &ConsumerSettings::new("bench-read-back"),
+        )
         .await?;
     let mut by_seq = std::collections::BTreeMap::new();
     while (by_seq.len() as u64) < count {
         let got = consumer.fetch(batch, Duration::from_secs(2)).await?;
         if got.is_empty() {
-            bail!("reading back readings stalled at {} of {count}", by_seq.len());
+            bail!(
+                "reading back readings stalled at {} of {count}",
+                by_seq.len()
+            );
         }
         for d in got {
             let seq = d
