@@ -147,7 +147,13 @@ pub fn run(cmd: BenchCommand, paths: &PathArgs) -> Result<ExitCode> {
         let plugin = host
             .decoder_for(&p)
             .with_context(|| format!("no installed component for {p}"))?;
-        let all = ami_vectors::load(&vectors_file(&vectors, &p))?;
+        let file = vectors_file(&vectors, &p);
+        if !file.is_file() {
+            // OSGP has no published frames (its decoder is proven on frames built in tests).
+            println!("{p:<12} no vectors file {}: skipped", file.display());
+            continue;
+        }
+        let all = ami_vectors::load(&file)?;
         // The frames both builds decode: the bench measures decoding, not rejection.
         let good_vectors: Vec<ami_vectors::Vector> = all
             .into_iter()
