@@ -46,6 +46,7 @@
 pub mod c1222;
 pub mod error;
 pub mod osgp;
+pub mod osgp_tables;
 pub mod packet;
 pub mod psem;
 mod read;
@@ -305,7 +306,7 @@ pub fn decode_osgp(
     let items = apdu.services()?;
     let mut tables = TableSet::default();
     services(&items, &mut tables, &mut out)?;
-    interpret(&tables, received_at_ms, &mut out)?;
+    interpret_as(&tables, received_at_ms, &mut out, Profile::Osgp)?;
     Ok(out)
 }
 
@@ -333,8 +334,31 @@ pub fn decode(
     got.map_err(DecodeError::from)
 }
 
+/// How the tables of a frame are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// By the C12.19 table model alone (C12.18, C12.21, C12.22).
+    C1219,
+    /// As the tables of an OSGP meter ([`osgp_tables`]): BT23 summations by their OSGP
+    /// sources, BT28 present values, BT03 alarms, ET79 (the alternate event log), and the
+    /// BT/ET names of tables.
+    Osgp,
+}
+
 /// Interprets the tables of a frame into `out` by the C12.19 table model.
 pub fn interpret(tables: &TableSet, received_at_ms: i64, out: &mut Decoded) -> Result<(), Error> {
+    interpret_as(tables, received_at_ms, out, Profile::C1219)
+}
+
+/// Interprets the tables of a frame into `out` by the C12.19 table model, as `profile`
+/// says.
+pub fn interpret_as(
+    tables: &TableSet,
+    received_at_ms: i64,
+    out: &mut Decoded,
+    profile: Profile,
+) -> Result<(), Error> {
+    let osgp = profile == Profile::Osgp;
     if tables.tables.is_empty() {
         return Ok(());
     }
@@ -418,14 +442,66 @@ pub fn interpret(tables: &TableSet, received_at_ms: i64, out: &mut Decoded) -> R
                 quality: stamp.1,
             });
         }
-        out.readings.extend(tables::registers::st23_readings(
-            &st23,
-            &cfg,
-            &uoms,
-            sel.as_ref(),
-            stamp.0,
-            stamp.1,
-        ));
+        if osgp {
+            out.readings.extend(osgp_tables::bt23_summations(
+                &st23,
+                sel.as_ref(),
+                stamp.0,
+                stamp.1,
+            ));
+            // Demands and coincident values: by the C12.19 reading.
+            let mut rest = st23.clone();
+            for b in &mut rest.blocks {
+                b.summations.clear();
+            }
+            out.readings.extend(tables::registers::st23_readings(
+                &rest,
+                &cfg,
+                &uoms,
+                sel.as_ref(),
+                stamp.0,
+                stamp.1,
+            ));
+        } else {
+            out.readings.extend(tables::registers::st23_readings(
+                &st23,
+                &cfg,
+                &uoms,
+                sel.as_ref(),
+                stamp.0,
+                stamp.1,
+            ));
+        }
+    }
+    if osgp {
+        if let Some(d) = tables.get(osgp_tables::BT28) {
+            let dims = cfg
+                .registers
+                .ok_or_else(|| Error::Unsupported("BT28 without BT21 (its dimensions)".into()))?;
+            let b = osgp_tables::bt28(d, &cfg, &dims)?;
+            let (readings, unread) = osgp_tables::bt28_readings(&b, stamp.0, stamp.1);
+            out.readings.extend(readings);
+            if unread > 0 {
+                out.attributes
+                    .push((reg::OSGP_UNREAD_PRESENT, unread.to_string()));
+            }
+        }
+        if let Some(d) = tables.get(osgp_tables::BT03) {
+            let codes = osgp_tables::bt03_alarms(d, &cfg)?;
+            out.events.extend(osgp_tables::alarm_events(
+                &codes,
+                received_at_ms,
+                reg::OSGP_ALARMS,
+            ));
+        }
+        if let Some(d) = tables.get(osgp_tables::ET79) {
+            let act = cfg
+                .log
+                .ok_or_else(|| Error::Unsupported("ET79 without BT71 (its dimensions)".into()))?;
+            let l = log::st74(d, &cfg, &act)?;
+            out.events
+                .extend(log::events(&l, received_at_ms, reg::OSGP_ALT_EVENT_LOG));
+        }
     }
     let lp_tables = [64u16, 65, 66, 67];
     if lp_tables.iter().any(|&t| tables.get(t).is_some()) {
@@ -467,9 +543,15 @@ pub fn interpret(tables: &TableSet, received_at_ms: i64, out: &mut Decoded) -> R
         out.events.extend(log::events(&l, received_at_ms, source));
     }
     const READ: [u16; 16] = [0, 1, 12, 21, 22, 23, 52, 55, 61, 62, 63, 64, 65, 66, 67, 71];
+    const OSGP_READ: [u16; 3] = [osgp_tables::BT03, osgp_tables::BT28, osgp_tables::ET79];
     for (id, d) in &tables.tables {
+        if osgp && OSGP_READ.contains(id) {
+            continue;
+        }
         if !READ.contains(id) && *id != 74 && *id != 76 {
-            let name = if id & 0x0800 != 0 {
+            let name = if osgp {
+                osgp_tables::table_name(*id)
+            } else if id & 0x0800 != 0 {
                 format!("MT {}", id & 0x07FF)
             } else {
                 format!("ST {id}")
