@@ -140,7 +140,9 @@ fn describe(service: &Service<'_>, detailed: bool, out: &mut Decoded) {
                     }
                     put(reg::COUNT, data.data.len().to_string());
                     put(reg::DATA, hex(data.data));
-                    put(reg::CKSUM, data.cksum.to_string());
+                    if data.form != psem::Cksum::Absent {
+                        put(reg::CKSUM, data.cksum.to_string());
+                    }
                     put(reg::CKSUM_FORM, cksum_form(data.form).into());
                 }
                 Request::Logon { user_id, .. }
@@ -163,7 +165,9 @@ fn describe(service: &Service<'_>, detailed: bool, out: &mut Decoded) {
             if let ResponseBody::Table(d) = &resp.body {
                 put(reg::COUNT, d.data.len().to_string());
                 put(reg::DATA, hex(d.data));
-                put(reg::CKSUM, d.cksum.to_string());
+                if d.form != psem::Cksum::Absent {
+                    put(reg::CKSUM, d.cksum.to_string());
+                }
                 put(reg::CKSUM_FORM, cksum_form(d.form).into());
             }
         }
@@ -174,20 +178,31 @@ fn cksum_form(f: psem::Cksum) -> &'static str {
     match f {
         psem::Cksum::Standard => "standard",
         psem::Cksum::OnesComplement => "ones-complement",
+        psem::Cksum::Absent => "absent",
     }
 }
 
 /// Reads a sequence of PSEM services (requests and their responses, in order) into `out`'s
 /// description and `tables`.
 fn services(items: &[&[u8]], tables: &mut TableSet, out: &mut Decoded) -> Result<(), Error> {
+    services_in(items, tables, out, psem::Dialect::Psem)
+}
+
+/// [`services`] in `dialect`.
+fn services_in(
+    items: &[&[u8]],
+    tables: &mut TableSet,
+    out: &mut Decoded,
+    dialect: psem::Dialect,
+) -> Result<(), Error> {
     let mut pending: Option<Request<'_>> = None;
     for bytes in items {
         let first = bytes.first().copied().unwrap_or(0);
         let service = if first >= 0x20 {
-            Service::Request(Request::parse(bytes)?)
+            Service::Request(Request::parse_in(bytes, dialect)?)
         } else {
             let answers = pending.as_ref().map(Answers::of);
-            Service::Response(Response::parse(bytes, answers)?)
+            Service::Response(Response::parse_in(bytes, answers, dialect)?)
         };
         describe(&service, items.len() == 1, out);
         match service {
@@ -305,7 +320,7 @@ pub fn decode_osgp(
         .push((reg::OSGP_SEQUENCE, apdu.sequence.to_string()));
     let items = apdu.services()?;
     let mut tables = TableSet::default();
-    services(&items, &mut tables, &mut out)?;
+    services_in(&items, &mut tables, &mut out, psem::Dialect::Osgp)?;
     interpret_as(&tables, received_at_ms, &mut out, Profile::Osgp)?;
     Ok(out)
 }

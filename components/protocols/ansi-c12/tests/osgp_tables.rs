@@ -345,3 +345,53 @@ fn other_tables_are_named_bt_and_et() {
         d.attributes
     );
 }
+
+/// OSGP's own encoding of the services carries no checksum ([MEP] chapter 2, Tables
+/// 2.6-2.7): [MEP] RC4 Example 1 (pages 15-16) byte for byte, the `<message>` fields
+/// without the `<length>` and the security fields: the request `3F 00 17 00 00 00 00 2C`
+/// and the response `00 00 2C <44 bytes>`; and RC4 Example 2 (page 17), the partial write
+/// `4F 08 32 00 00 1E 00 01 01` of ET50 (2098) at offset 30, one byte 0x01.
+#[test]
+fn services_without_checksum_as_in_the_mep_guide_examples() {
+    let mut response = vec![0x00, 0x00, 0x2C];
+    response.extend_from_slice(&MEP_EXAMPLE_1_BT23);
+    let d = decode(&[
+        write_full(21, &bt21(0x02, 11, 0, 0)),
+        vec![0x3F, 0x00, 0x17, 0x00, 0x00, 0x00, 0x00, 0x2C],
+        response,
+    ])
+    .unwrap();
+    assert_eq!(
+        reading(&d, "0-0:128.14.10"),
+        (Quantity::new(8, 0), Unit::Second)
+    );
+    // A full read naming its length ([MEP] Table 2.6: "Table #, Length").
+    let mut full = vec![0x00, 0x00, 0x2C];
+    full.extend_from_slice(&MEP_EXAMPLE_1_BT23);
+    let d = decode(&[
+        write_full(21, &bt21(0x02, 11, 0, 0)),
+        vec![0x30, 0x00, 0x17, 0x00, 0x2C],
+        full,
+    ])
+    .unwrap();
+    assert_eq!(
+        reading(&d, "0-0:128.14.16"),
+        (Quantity::new(6, 0), Unit::Count)
+    );
+    // Example 2's write, alone in its frame: described, no checksum attribute.
+    let d = decode(&[vec![0x4F, 0x08, 0x32, 0x00, 0x00, 0x1E, 0x00, 0x01, 0x01]]).unwrap();
+    let has = |o: Obis, v: &str| d.attributes.iter().any(|(a, b)| *a == o && b == v);
+    assert!(has(reg::TABLE, "2098"), "{:?}", d.attributes);
+    assert!(has(reg::OFFSET, "30"));
+    assert!(has(reg::DATA, "01"));
+    assert!(has(reg::CKSUM_FORM, "absent"));
+    assert!(!d.attributes.iter().any(|(a, _)| *a == reg::CKSUM));
+    // A checksum that is there is checked.
+    let bad = decode(&[vec![
+        0x4F, 0x08, 0x32, 0x00, 0x00, 0x1E, 0x00, 0x01, 0x01, 0x00,
+    ]]);
+    assert!(matches!(bad, Err(DecodeError::Checksum(_))), "{bad:?}");
+    // Cut inside its data: typed.
+    let cut = decode(&[vec![0x4F, 0x08, 0x32, 0x00, 0x00, 0x1E, 0x00, 0x02, 0x01]]);
+    assert!(matches!(cut, Err(DecodeError::Truncated(_))), "{cut:?}");
+}
