@@ -14,9 +14,11 @@
 //!   verified and decrypted with AES-128 EAX' through the [`Crypto`] provider, the meter's
 //!   `AnsiC1222` key named by that title (key id 0; other key ids are
 //!   [`Error::Unsupported`]).
-//! * `0x00`-`0x02`: an OSGP APDU ([`osgp`]); the OSGP-AES-128-PSK form is decrypted through
-//!   the [`Crypto`] provider, the legacy RC4/OMA-digest forms are refused with
-//!   [`Error::Rc4Refused`].
+//! * `0x00`-`0x02`: an OSGP APDU ([`osgp`], ami's profile); the OSGP-AES-128-PSK form is
+//!   decrypted through the [`Crypto`] provider, the legacy RC4/OMA-digest forms are refused
+//!   with [`Error::Rc4Refused`]. Its services are read in OSGP's encoding (no checksum) and
+//!   its tables as an OSGP meter's ([`osgp_tables`]: BT23 summations by OSGP source, BT28
+//!   present values, BT03 alarms, ET79).
 //!
 //! Tables come from write requests (meters pushing their tables) and from read responses
 //! paired with their requests; they are read by the C12.19 table model ([`tables`]): ST 0

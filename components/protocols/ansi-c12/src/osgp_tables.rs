@@ -11,35 +11,35 @@
 //! What this module implements is what the OSGP Alliance's own released documentation of
 //! the OSGP meter tables fixes (repository `OSGP-Alliance-MEP-and-Optical/Documentation`):
 //!
-//! * **[OPG]** *Optical Port Programmer's Guide*, OSGP Alliance, version 1.1 (June 2021):
+//! * **\[OPG\]** *Optical Port Programmer's Guide*, OSGP Alliance, version 1.1 (June 2021):
 //!   chapter 1 "Table Naming Conventions" (page 8), chapter 2 "BT23: Current Register
 //!   Data" (pages 24-27), "BT03: End Device Mode Status" (pages 45-47), "BT00: General
 //!   Configuration" (page 48), "BT71"/"BT74" (pages 50-53) and "BT28: Present Register
 //!   Data" (pages 53-57).
-//! * **[MEP]** *OSGP MEP Client Developer's Guide* (078-0372-01BD): chapter 2 "RC4 MEP
+//! * **\[MEP\]** *OSGP MEP Client Developer's Guide* (078-0372-01BD): chapter 2 "RC4 MEP
 //!   Example Messages", Example 1 (pages 15-16), a worked BT23 read.
 //!
 //! Those documents describe the tables of OSGP meters (the basic tables BT are the C12.19
 //! standard tables, the extended tables ET its manufacturer tables), so the C12.19 table
 //! model of [`crate::tables`] reads them; what is OSGP's is what the values mean:
 //!
-//! * table ids ([OPG] page 8): BT n is table n, ET n is table 2048 + n, and the pending copy
+//! * table ids (\[OPG\] page 8): BT n is table n, ET n is table 2048 + n, and the pending copy
 //!   of a table is its id + 4096 ([`table_name`]);
-//! * BT23 summations ([OPG] pages 24-27): numbered sources 0-18 with fixed meanings
+//! * BT23 summations (\[OPG\] pages 24-27): numbered sources 0-18 with fixed meanings
 //!   ([`summation`]); BT22 `Summation Sources` names the source of each summation, without
 //!   BT22 summation *i* is source *i*. Sources 4, 5, 8, 9 and 10 are "not populated in tier
 //!   groups" and are read from the total block only. Demands and coincident values are
 //!   left to the C12.19 reading ("source identification should be handled by the head-end
-//!   utility software", [OPG] page 23);
-//! * BT28 present values ([OPG] pages 53-57): numbered values 0-83 ([`present_value`]; the
+//!   utility software", \[OPG\] page 23);
+//! * BT28 present values (\[OPG\] pages 53-57): numbered values 0-83 ([`present_value`]; the
 //!   ones with an OBIS code are read, the others are counted);
-//! * BT03 alarms ([OPG] pages 45-47): the standard status bits and the OSGP
+//! * BT03 alarms (\[OPG\] pages 45-47): the standard status bits and the OSGP
 //!   manufacturer-defined alarm bits ([`alarm`]);
 //! * ET79, the alternate event log of firmware 3.70 and later, has "the same syntax as
-//!   BT74" ([OPG] page 49) and is read as one.
+//!   BT74" (\[OPG\] page 49) and is read as one.
 //!
 //! The event ids logged in BT74/ET79 are not fixed by these documents ("consult the
-//! documentation for your meter", [OPG] page 53): their codes are passed on as they are.
+//! documentation for your meter", \[OPG\] page 53): their codes are passed on as they are.
 
 use ami_domain::{Event, EventKind, Obis, Quality, Quantity, Reading, Unit};
 
@@ -47,9 +47,9 @@ use crate::Error;
 use crate::tables::registers::{Selection, St23};
 use crate::tables::{Config, RegisterDims, TableReader};
 
-/// The id of extended table 0 ([OPG] page 8: "ET = Extended Table (2048)").
+/// The id of extended table 0 (\[OPG\] page 8: "ET = Extended Table (2048)").
 pub const ET_BASE: u16 = 2048;
-/// What a pending table adds to the id of the table it mirrors ([OPG] page 8).
+/// What a pending table adds to the id of the table it mirrors (\[OPG\] page 8).
 pub const PENDING: u16 = 4096;
 /// BT03, End Device Mode Status.
 pub const BT03: u16 = 3;
@@ -85,7 +85,7 @@ pub struct Source {
     pub unit: Unit,
     /// The decimal exponent of one count (mA: -3).
     pub exp: i8,
-    /// Whether the tier blocks carry it ([OPG]: "not populated in tier groups").
+    /// Whether the tier blocks carry it (\[OPG\]: "not populated in tier groups").
     pub in_tiers: bool,
 }
 
@@ -107,7 +107,7 @@ const fn total_only(s: Source) -> Source {
     }
 }
 
-/// The BT23 summation sources, [OPG] pages 25-27. Energies map onto their OBIS quantities
+/// The BT23 summation sources, \[OPG\] pages 25-27. Energies map onto their OBIS quantities
 /// (1 +A, 2 -A, 3 +R, 4 -R, 5-8 R in Q1-Q4, 15 |+A|+|-A|, 16 +A - -A); the counters onto
 /// ami's OSGP registers `0-0:128.14.x` (see [`crate::registers`]); the apparent energies per
 /// quadrant, which OBIS has no code for, onto `1-0:(128 + source).8.tier`.
@@ -133,7 +133,7 @@ const SUMMATIONS: [Source; 19] = [
     src(18, "Apparent Energy Q4", (1, 146), Unit::VoltAmpereHour, 0),
 ];
 
-/// A BT23 summation source (0-18), [OPG] pages 25-27.
+/// A BT23 summation source (0-18), \[OPG\] pages 25-27.
 pub fn summation(number: u8) -> Option<&'static Source> {
     SUMMATIONS.get(usize::from(number))
 }
@@ -147,7 +147,7 @@ pub fn summation_register(s: &Source, tier: u8) -> Obis {
     }
 }
 
-/// The BT28 present values that have an OBIS code, [OPG] pages 53-57 (W, var, mA, mV,
+/// The BT28 present values that have an OBIS code, \[OPG\] pages 53-57 (W, var, mA, mV,
 /// 1/1000 power factor, mHz). The others (post-CT/VT copies, averages, sines, apparent
 /// power per quadrant, angles) are counted, not read.
 const PRESENT: [Source; 29] = [
@@ -182,7 +182,7 @@ const PRESENT: [Source; 29] = [
     src(80, "Imp Reactive VAr C", (1, 63), Unit::Var, 0),
 ];
 
-/// A BT28 present value with an OBIS code, [OPG] pages 53-57.
+/// A BT28 present value with an OBIS code, \[OPG\] pages 53-57.
 pub fn present_value(number: u8) -> Option<&'static Source> {
     PRESENT.iter().find(|s| s.number == number)
 }
@@ -233,7 +233,7 @@ pub struct Bt28 {
     pub values: Vec<Option<Quantity>>,
 }
 
-/// Reads BT28 ([OPG] pages 53-57), dimensioned by BT21: `ARRAY[BT21.8]` of (time
+/// Reads BT28 (\[OPG\] pages 53-57), dimensioned by BT21: `ARRAY[BT21.8]` of (time
 /// remaining `TIME` if BT21.0.6, demand `NI_FMAT2`), then `ARRAY[BT21.9]` of `NI_FMAT1`.
 pub fn bt28(data: &[u8], cfg: &Config, dims: &RegisterDims) -> Result<Bt28, Error> {
     let mut t = TableReader::new(data, cfg, "BT28");
@@ -278,7 +278,7 @@ pub fn bt28_readings(b: &Bt28, ts_ms: i64, quality: Quality) -> (Vec<Reading>, u
     (out, unread)
 }
 
-/// A BT03 alarm: its code (`8 × offset + bit` in [OPG]'s `BT03.offset.bit` notation, the
+/// A BT03 alarm: its code (`8 × offset + bit` in \[OPG\]'s `BT03.offset.bit` notation, the
 /// 16 standard status bits at offset 1 counted 0-15), its name and its event kind.
 pub fn alarm(code: u16) -> Option<(&'static str, EventKind)> {
     use EventKind::{Alarm, CoverOpen, MagneticField, PowerDown, RelayOpen, Tamper};
@@ -351,7 +351,7 @@ pub fn alarm(code: u16) -> Option<(&'static str, EventKind)> {
     })
 }
 
-/// The alarms set in BT03 ([OPG] pages 45-47): byte 0 is the metering mode (not an
+/// The alarms set in BT03 (\[OPG\] pages 45-47): byte 0 is the metering mode (not an
 /// alarm), the standard status follows as `UINT16` in the table's byte order, then
 /// the extended byte and the manufacturer-defined bytes (`SET`, bit 0 first). Bits the
 /// documentation does not name are reported with their code as [`EventKind::Alarm`].
@@ -397,7 +397,7 @@ mod tests {
 
     #[test]
     fn table_names_follow_the_naming_convention() {
-        // [OPG] page 8: "ET03 index = 2048 + 3 = 2051", "pending table BT54 is numbered
+        // \[OPG\] page 8: "ET03 index = 2048 + 3 = 2051", "pending table BT54 is numbered
         // (4096 + 54 = 4150)", "pending table ET47 is numbered (4096 + 2048 + 47 = 6191)".
         assert_eq!(table_name(2051), "ET03");
         assert_eq!(table_name(4150), "pending BT54");

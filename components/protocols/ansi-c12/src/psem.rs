@@ -244,7 +244,7 @@ impl Request<'_> {
             0x22 => Request::Disconnect,
             0x30 => {
                 let table = r.u16_be("PSEM table id")?;
-                // OSGP's full read may name the length it expects ([MEP] Table 2.6).
+                // OSGP's full read may name the length it expects (MEP guide, Table 2.6).
                 if dialect == Dialect::Osgp && r.remaining() == 2 {
                     r.u16_be("OSGP full read length")?;
                 }
