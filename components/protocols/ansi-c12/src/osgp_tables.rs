@@ -353,8 +353,8 @@ pub fn alarm(code: u16) -> Option<(&'static str, EventKind)> {
 
 /// The alarms set in BT03 (\[OPG\] pages 45-47): byte 0 is the metering mode (not an
 /// alarm), the standard status follows as `UINT16` in the table's byte order, then
-/// the extended byte and the manufacturer-defined bytes (`SET`, bit 0 first). Bits the
-/// documentation does not name are reported with their code as [`EventKind::Alarm`].
+/// the extended byte and the manufacturer-defined bytes (`SET`, bit 0 first). Only the
+/// alarms the documentation names ([`alarm`]) are returned; other set bits are not.
 pub fn bt03_alarms(data: &[u8], cfg: &Config) -> Result<Vec<u16>, Error> {
     let mut t = TableReader::new(data, cfg, "BT03");
     t.u8()?;
@@ -369,15 +369,17 @@ pub fn bt03_alarms(data: &[u8], cfg: &Config) -> Result<Vec<u16>, Error> {
             break;
         };
         for bit in 0..8u16 {
-            if byte & (1 << bit) != 0 {
-                codes.push(offset.saturating_mul(8).saturating_add(bit));
+            let code = offset.saturating_mul(8).saturating_add(bit);
+            if byte & (1 << bit) != 0 && alarm(code).is_some() {
+                codes.push(code);
             }
         }
     }
     Ok(codes)
 }
 
-/// The events of BT03's alarms, stamped `ts_ms` (the table keeps no times).
+/// The events of BT03's alarms, stamped `ts_ms` (the table keeps no times; an alarm is a
+/// status the meter holds, reported each time the table is).
 pub fn alarm_events(codes: &[u16], ts_ms: i64, source: Obis) -> Vec<Event> {
     codes
         .iter()

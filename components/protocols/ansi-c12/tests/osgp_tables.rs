@@ -281,6 +281,12 @@ fn bt03_alarms() {
         osgp_tables::alarm(57).map(|a| a.0),
         Some("Magnetic Tamper Detected")
     );
+    // Bits the guide does not name (BT03.3.4-7 reserved, past BT03.9.0) are not reported.
+    let mut all = vec![0x00, 0x00, 0x00, 0xF0];
+    all.extend_from_slice(&[0x00; 6]);
+    all.extend_from_slice(&[0xFE; 40]);
+    let d = decode(&[write_full(3, &all)]).unwrap();
+    assert!(d.events.is_empty(), "{:?}", d.events);
     // Shorter than its standard status: a typed error.
     let got = decode(&[write_full(3, &[0x01, 0x00])]);
     assert!(matches!(got, Err(DecodeError::Truncated(_))), "{got:?}");
