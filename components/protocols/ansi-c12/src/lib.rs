@@ -17,8 +17,8 @@
 //! * `0x00`-`0x02`: an OSGP APDU ([`osgp`], ami's profile); the OSGP-AES-128-PSK form is
 //!   decrypted through the [`Crypto`] provider, the legacy RC4/OMA-digest forms are refused
 //!   with [`Error::Rc4Refused`]. Its services are read in OSGP's encoding (no checksum) and
-//!   its tables as an OSGP meter's ([`osgp_tables`]: BT23 summations by OSGP source, BT28
-//!   present values, BT03 alarms, ET79).
+//!   its tables as an OSGP meter's ([`osgp_tables`]: BT23 summations by OSGP source, BT26
+//!   self reads, BT28 present values, BT03 alarms, ET79).
 //!
 //! Tables come from write requests (meters pushing their tables) and from read responses
 //! paired with their requests; they are read by the C12.19 table model ([`tables`]): ST 0
@@ -357,7 +357,7 @@ pub enum Profile {
     /// By the C12.19 table model alone (C12.18, C12.21, C12.22).
     C1219,
     /// As the tables of an OSGP meter ([`osgp_tables`]): BT23 summations by their OSGP
-    /// sources, BT28 present values, BT03 alarms, ET79 (the alternate event log), and the
+    /// sources, BT26 self reads, BT28 present values, BT03 alarms, ET79 (the alternate event log), and the
     /// BT/ET names of tables.
     Osgp,
 }
@@ -491,6 +491,27 @@ pub fn interpret_as(
         }
     }
     if osgp {
+        if let Some(d) = tables.get(osgp_tables::BT26) {
+            let dims = cfg
+                .registers
+                .ok_or_else(|| Error::Unsupported("BT26 without BT21 (its dimensions)".into()))?;
+            let sel = match tables.get(22) {
+                Some(d) => Some(tables::registers::st22(d, &cfg, &dims)?),
+                None => None,
+            };
+            for e in osgp_tables::bt26(d, &cfg, &dims)?.entries {
+                let (ts, q) = match e.time {
+                    Some(t) => (t, Quality::VALID),
+                    None => (received_at_ms, Quality::TIME_FROM_RECEIVER),
+                };
+                out.readings.extend(osgp_tables::bt23_summations(
+                    &e.registers,
+                    sel.as_ref(),
+                    ts,
+                    q,
+                ));
+            }
+        }
         if let Some(d) = tables.get(osgp_tables::BT28) {
             let dims = cfg
                 .registers
@@ -560,7 +581,12 @@ pub fn interpret_as(
         out.events.extend(log::events(&l, received_at_ms, source));
     }
     const READ: [u16; 16] = [0, 1, 12, 21, 22, 23, 52, 55, 61, 62, 63, 64, 65, 66, 67, 71];
-    const OSGP_READ: [u16; 3] = [osgp_tables::BT03, osgp_tables::BT28, osgp_tables::ET79];
+    const OSGP_READ: [u16; 4] = [
+        osgp_tables::BT03,
+        osgp_tables::BT26,
+        osgp_tables::BT28,
+        osgp_tables::ET79,
+    ];
     for (id, d) in &tables.tables {
         if osgp && OSGP_READ.contains(id) {
             continue;

@@ -31,6 +31,10 @@
 //!   groups" and are read from the total block only. Demands and coincident values are
 //!   left to the C12.19 reading ("source identification should be handled by the head-end
 //!   utility software", \[OPG\] page 23);
+//! * BT26 self reads, the billing snapshots ([OPG] pages 28-29): a 6-byte header, then
+//!   entries of a 2-byte Billing Interface Definition Number (present when BT21.4, the
+//!   number of demands, is not 0), the capture time (`STIME_DATE`), the season and a BT23
+//!   record ([`bt26`]); their summations are read as BT23's, stamped with the capture time;
 //! * BT28 present values (\[OPG\] pages 53-57): numbered values 0-83 ([`present_value`]; the
 //!   ones with an OBIS code are read, the others are counted);
 //! * BT03 alarms (\[OPG\] pages 45-47): the standard status bits and the OSGP
@@ -44,7 +48,7 @@
 use ami_domain::{Event, EventKind, Obis, Quality, Quantity, Reading, Unit};
 
 use crate::Error;
-use crate::tables::registers::{Selection, St23};
+use crate::tables::registers::{Selection, St23, register_data};
 use crate::tables::{Config, RegisterDims, TableReader};
 
 /// The id of extended table 0 (\[OPG\] page 8: "ET = Extended Table (2048)").
@@ -53,6 +57,8 @@ pub const ET_BASE: u16 = 2048;
 pub const PENDING: u16 = 4096;
 /// BT03, End Device Mode Status.
 pub const BT03: u16 = 3;
+/// BT26, Self Read Data.
+pub const BT26: u16 = 26;
 /// BT28, Present Register Data.
 pub const BT28: u16 = 28;
 /// ET79, History Log Data (Alternate Event Log), firmware 3.70 and later.
@@ -222,6 +228,92 @@ pub fn bt23_summations(
         }
     }
     out
+}
+
+/// One BT26 self read.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SelfRead {
+    /// The Billing Interface Definition Number, when BT21.4 is not 0.
+    pub bidn: Option<u16>,
+    /// When the snapshot was taken.
+    pub time: Option<i64>,
+    /// The season.
+    pub season: Option<u8>,
+    /// The snapshot of BT23.
+    pub registers: St23,
+}
+
+/// BT26 as read: its header and its valid entries, oldest first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Bt26 {
+    /// Order, overflow, list type, inhibit overflow (byte 0).
+    pub flags: u8,
+    /// Sequence number of the most recent self read.
+    pub last_seq: u16,
+    /// Number of unread entries.
+    pub unread: u8,
+    /// The valid entries, oldest first.
+    pub entries: Vec<SelfRead>,
+}
+
+/// Reads BT26 ([OPG] pages 28-29), dimensioned by BT21: flags, number of valid entries,
+/// last entry element, last entry sequence number (`UINT16`), number of unread entries,
+/// then `ARRAY[BT21.2]` of self reads (a table read in part keeps the entries it has). The
+/// circular queue is put in order from the entry after the last one.
+pub fn bt26(data: &[u8], cfg: &Config, dims: &RegisterDims) -> Result<Bt26, Error> {
+    let mut t = TableReader::new(data, cfg, "BT26");
+    let flags = t.u8()?;
+    let valid = usize::from(t.u8()?);
+    let last = usize::from(t.u8()?);
+    let last_seq = t.u16()?;
+    let unread = t.u8()?;
+    let mut all = Vec::new();
+    for _ in 0..dims.self_reads {
+        if t.remaining() == 0 {
+            break;
+        }
+        let bidn = if dims.demands != 0 {
+            Some(t.u16()?)
+        } else {
+            None
+        };
+        let time = if dims.date_time_field() {
+            t.stime_date()?
+        } else {
+            None
+        };
+        let season = if dims.season_info() {
+            Some(t.u8()?)
+        } else {
+            None
+        };
+        let registers = register_data(&mut t, dims)?;
+        all.push(SelfRead {
+            bidn,
+            time,
+            season,
+            registers,
+        });
+    }
+    t.finish(false)?;
+    let n = all.len();
+    let valid = valid.min(n);
+    let mut entries = Vec::with_capacity(valid);
+    if n > 0 {
+        let last = last % n;
+        for i in 0..valid {
+            let k = (last + n + 1 + i - valid) % n;
+            if let Some(e) = all.get(k) {
+                entries.push(e.clone());
+            }
+        }
+    }
+    Ok(Bt26 {
+        flags,
+        last_seq,
+        unread,
+        entries,
+    })
 }
 
 /// BT28 as read: the present demands and the numbered present values.

@@ -401,3 +401,46 @@ fn services_without_checksum_as_in_the_mep_guide_examples() {
     let cut = decode(&[vec![0x4F, 0x08, 0x32, 0x00, 0x00, 0x1E, 0x00, 0x02, 0x01]]);
     assert!(matches!(cut, Err(DecodeError::Truncated(_))), "{cut:?}");
 }
+
+/// BT26, the self reads ([OPG] pages 28-29): header (flags with "list type" circular,
+/// valid entries, last entry element, last entry sequence number `UINT16`, unread entries),
+/// then per entry no BIDN (BT21.4 = 0 demands), the capture time `STIME_DATE`, the season,
+/// and a BT23 record (here 2 summations: sources 0 and 1, no tiers). Three entries, the
+/// last written at element 0: in time order elements 1, 2, 0. BT21 as [OPG] page 22:
+/// season and date/time fields (BT21.0.0-1), 3 self reads.
+#[test]
+fn bt26_self_reads() {
+    let mut bt21 = bt21(0x03, 2, 0, 0);
+    bt21[2] = 3;
+    let mut bt26 = vec![0x04, 3, 0];
+    bt26.extend_from_slice(&9u16.to_le_bytes());
+    bt26.push(1);
+    for (day, fwd) in [(3u8, 3000i32), (1, 1000), (2, 2000)] {
+        bt26.extend_from_slice(&[24, 3, day, 0, 0]); // STIME_DATE
+        bt26.push(0); // season
+        bt26.extend_from_slice(&fwd.to_le_bytes());
+        bt26.extend_from_slice(&7i32.to_le_bytes());
+    }
+    let d = decode(&[write_full(21, &bt21), write_full(26, &bt26)]).unwrap();
+    let fwd: Vec<(i64, Quantity)> = d
+        .readings
+        .iter()
+        .filter(|r| r.register == "1-0:1.8.0".parse::<Obis>().unwrap())
+        .map(|r| (r.ts_ms, r.value))
+        .collect();
+    assert_eq!(
+        fwd,
+        vec![
+            (ms(24, 3, 1, 0, 0, 0), Quantity::new(1000, 0)),
+            (ms(24, 3, 2, 0, 0, 0), Quantity::new(2000, 0)),
+            (ms(24, 3, 3, 0, 0, 0), Quantity::new(3000, 0)),
+        ]
+    );
+    assert_eq!(d.readings.len(), 6);
+    // An entry cut inside its record: typed.
+    let got = decode(&[
+        write_full(21, &bt21),
+        write_full(26, &bt26[..bt26.len() - 2]),
+    ]);
+    assert!(matches!(got, Err(DecodeError::Truncated(_))), "{got:?}");
+}
