@@ -31,7 +31,7 @@
 //!   groups" and are read from the total block only. Demands and coincident values are
 //!   left to the C12.19 reading ("source identification should be handled by the head-end
 //!   utility software", \[OPG\] page 23);
-//! * BT26 self reads, the billing snapshots ([OPG] pages 28-29): a 6-byte header, then
+//! * BT26 self reads, the billing snapshots (\[OPG\] pages 28-29): a 6-byte header, then
 //!   entries of a 2-byte Billing Interface Definition Number (present when BT21.4, the
 //!   number of demands, is not 0), the capture time (`STIME_DATE`), the season and a BT23
 //!   record ([`bt26`]); their summations are read as BT23's, stamped with the capture time;
@@ -256,7 +256,7 @@ pub struct Bt26 {
     pub entries: Vec<SelfRead>,
 }
 
-/// Reads BT26 ([OPG] pages 28-29), dimensioned by BT21: flags, number of valid entries,
+/// Reads BT26 (\[OPG\] pages 28-29), dimensioned by BT21: flags, number of valid entries,
 /// last entry element, last entry sequence number (`UINT16`), number of unread entries,
 /// then `ARRAY[BT21.2]` of self reads (a table read in part keeps the entries it has). The
 /// circular queue is put in order from the entry after the last one.
