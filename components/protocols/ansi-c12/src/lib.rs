@@ -14,9 +14,11 @@
 //!   verified and decrypted with AES-128 EAX' through the [`Crypto`] provider, the meter's
 //!   `AnsiC1222` key named by that title (key id 0; other key ids are
 //!   [`Error::Unsupported`]).
-//! * `0x00`-`0x02`: an OSGP APDU ([`osgp`]); the OSGP-AES-128-PSK form is decrypted through
-//!   the [`Crypto`] provider, the legacy RC4/OMA-digest forms are refused with
-//!   [`Error::Rc4Refused`].
+//! * `0x00`-`0x02`: an OSGP APDU ([`osgp`], ami's profile); the OSGP-AES-128-PSK form is
+//!   decrypted through the [`Crypto`] provider, the legacy RC4/OMA-digest forms are refused
+//!   with [`Error::Rc4Refused`]. Its services are read in OSGP's encoding (no checksum) and
+//!   its tables as an OSGP meter's ([`osgp_tables`]: BT23 summations by OSGP source, BT26
+//!   self reads, BT28 present values, BT03 alarms, ET79).
 //!
 //! Tables come from write requests (meters pushing their tables) and from read responses
 //! paired with their requests; they are read by the C12.19 table model ([`tables`]): ST 0
@@ -46,6 +48,7 @@
 pub mod c1222;
 pub mod error;
 pub mod osgp;
+pub mod osgp_tables;
 pub mod packet;
 pub mod psem;
 mod read;
@@ -139,7 +142,9 @@ fn describe(service: &Service<'_>, detailed: bool, out: &mut Decoded) {
                     }
                     put(reg::COUNT, data.data.len().to_string());
                     put(reg::DATA, hex(data.data));
-                    put(reg::CKSUM, data.cksum.to_string());
+                    if data.form != psem::Cksum::Absent {
+                        put(reg::CKSUM, data.cksum.to_string());
+                    }
                     put(reg::CKSUM_FORM, cksum_form(data.form).into());
                 }
                 Request::Logon { user_id, .. }
@@ -162,7 +167,9 @@ fn describe(service: &Service<'_>, detailed: bool, out: &mut Decoded) {
             if let ResponseBody::Table(d) = &resp.body {
                 put(reg::COUNT, d.data.len().to_string());
                 put(reg::DATA, hex(d.data));
-                put(reg::CKSUM, d.cksum.to_string());
+                if d.form != psem::Cksum::Absent {
+                    put(reg::CKSUM, d.cksum.to_string());
+                }
                 put(reg::CKSUM_FORM, cksum_form(d.form).into());
             }
         }
@@ -173,20 +180,31 @@ fn cksum_form(f: psem::Cksum) -> &'static str {
     match f {
         psem::Cksum::Standard => "standard",
         psem::Cksum::OnesComplement => "ones-complement",
+        psem::Cksum::Absent => "absent",
     }
 }
 
 /// Reads a sequence of PSEM services (requests and their responses, in order) into `out`'s
 /// description and `tables`.
 fn services(items: &[&[u8]], tables: &mut TableSet, out: &mut Decoded) -> Result<(), Error> {
+    services_in(items, tables, out, psem::Dialect::Psem)
+}
+
+/// [`services`] in `dialect`.
+fn services_in(
+    items: &[&[u8]],
+    tables: &mut TableSet,
+    out: &mut Decoded,
+    dialect: psem::Dialect,
+) -> Result<(), Error> {
     let mut pending: Option<Request<'_>> = None;
     for bytes in items {
         let first = bytes.first().copied().unwrap_or(0);
         let service = if first >= 0x20 {
-            Service::Request(Request::parse(bytes)?)
+            Service::Request(Request::parse_in(bytes, dialect)?)
         } else {
             let answers = pending.as_ref().map(Answers::of);
-            Service::Response(Response::parse(bytes, answers)?)
+            Service::Response(Response::parse_in(bytes, answers, dialect)?)
         };
         describe(&service, items.len() == 1, out);
         match service {
@@ -304,8 +322,8 @@ pub fn decode_osgp(
         .push((reg::OSGP_SEQUENCE, apdu.sequence.to_string()));
     let items = apdu.services()?;
     let mut tables = TableSet::default();
-    services(&items, &mut tables, &mut out)?;
-    interpret(&tables, received_at_ms, &mut out)?;
+    services_in(&items, &mut tables, &mut out, psem::Dialect::Osgp)?;
+    interpret_as(&tables, received_at_ms, &mut out, Profile::Osgp)?;
     Ok(out)
 }
 
@@ -333,8 +351,31 @@ pub fn decode(
     got.map_err(DecodeError::from)
 }
 
+/// How the tables of a frame are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// By the C12.19 table model alone (C12.18, C12.21, C12.22).
+    C1219,
+    /// As the tables of an OSGP meter ([`osgp_tables`]): BT23 summations by their OSGP
+    /// sources, BT26 self reads, BT28 present values, BT03 alarms, ET79 (the alternate event log), and the
+    /// BT/ET names of tables.
+    Osgp,
+}
+
 /// Interprets the tables of a frame into `out` by the C12.19 table model.
 pub fn interpret(tables: &TableSet, received_at_ms: i64, out: &mut Decoded) -> Result<(), Error> {
+    interpret_as(tables, received_at_ms, out, Profile::C1219)
+}
+
+/// Interprets the tables of a frame into `out` by the C12.19 table model, as `profile`
+/// says.
+pub fn interpret_as(
+    tables: &TableSet,
+    received_at_ms: i64,
+    out: &mut Decoded,
+    profile: Profile,
+) -> Result<(), Error> {
+    let osgp = profile == Profile::Osgp;
     if tables.tables.is_empty() {
         return Ok(());
     }
@@ -418,14 +459,87 @@ pub fn interpret(tables: &TableSet, received_at_ms: i64, out: &mut Decoded) -> R
                 quality: stamp.1,
             });
         }
-        out.readings.extend(tables::registers::st23_readings(
-            &st23,
-            &cfg,
-            &uoms,
-            sel.as_ref(),
-            stamp.0,
-            stamp.1,
-        ));
+        if osgp {
+            out.readings.extend(osgp_tables::bt23_summations(
+                &st23,
+                sel.as_ref(),
+                stamp.0,
+                stamp.1,
+            ));
+            // Demands and coincident values: by the C12.19 reading.
+            let mut rest = st23.clone();
+            for b in &mut rest.blocks {
+                b.summations.clear();
+            }
+            out.readings.extend(tables::registers::st23_readings(
+                &rest,
+                &cfg,
+                &uoms,
+                sel.as_ref(),
+                stamp.0,
+                stamp.1,
+            ));
+        } else {
+            out.readings.extend(tables::registers::st23_readings(
+                &st23,
+                &cfg,
+                &uoms,
+                sel.as_ref(),
+                stamp.0,
+                stamp.1,
+            ));
+        }
+    }
+    if osgp {
+        if let Some(d) = tables.get(osgp_tables::BT26) {
+            let dims = cfg
+                .registers
+                .ok_or_else(|| Error::Unsupported("BT26 without BT21 (its dimensions)".into()))?;
+            let sel = match tables.get(22) {
+                Some(d) => Some(tables::registers::st22(d, &cfg, &dims)?),
+                None => None,
+            };
+            for e in osgp_tables::bt26(d, &cfg, &dims)?.entries {
+                let (ts, q) = match e.time {
+                    Some(t) => (t, Quality::VALID),
+                    None => (received_at_ms, Quality::TIME_FROM_RECEIVER),
+                };
+                out.readings.extend(osgp_tables::bt23_summations(
+                    &e.registers,
+                    sel.as_ref(),
+                    ts,
+                    q,
+                ));
+            }
+        }
+        if let Some(d) = tables.get(osgp_tables::BT28) {
+            let dims = cfg
+                .registers
+                .ok_or_else(|| Error::Unsupported("BT28 without BT21 (its dimensions)".into()))?;
+            let b = osgp_tables::bt28(d, &cfg, &dims)?;
+            let (readings, unread) = osgp_tables::bt28_readings(&b, stamp.0, stamp.1);
+            out.readings.extend(readings);
+            if unread > 0 {
+                out.attributes
+                    .push((reg::OSGP_UNREAD_PRESENT, unread.to_string()));
+            }
+        }
+        if let Some(d) = tables.get(osgp_tables::BT03) {
+            let codes = osgp_tables::bt03_alarms(d, &cfg)?;
+            out.events.extend(osgp_tables::alarm_events(
+                &codes,
+                received_at_ms,
+                reg::OSGP_ALARMS,
+            ));
+        }
+        if let Some(d) = tables.get(osgp_tables::ET79) {
+            let act = cfg
+                .log
+                .ok_or_else(|| Error::Unsupported("ET79 without BT71 (its dimensions)".into()))?;
+            let l = log::st74(d, &cfg, &act)?;
+            out.events
+                .extend(log::events(&l, received_at_ms, reg::OSGP_ALT_EVENT_LOG));
+        }
     }
     let lp_tables = [64u16, 65, 66, 67];
     if lp_tables.iter().any(|&t| tables.get(t).is_some()) {
@@ -467,9 +581,20 @@ pub fn interpret(tables: &TableSet, received_at_ms: i64, out: &mut Decoded) -> R
         out.events.extend(log::events(&l, received_at_ms, source));
     }
     const READ: [u16; 16] = [0, 1, 12, 21, 22, 23, 52, 55, 61, 62, 63, 64, 65, 66, 67, 71];
+    const OSGP_READ: [u16; 4] = [
+        osgp_tables::BT03,
+        osgp_tables::BT26,
+        osgp_tables::BT28,
+        osgp_tables::ET79,
+    ];
     for (id, d) in &tables.tables {
+        if osgp && OSGP_READ.contains(id) {
+            continue;
+        }
         if !READ.contains(id) && *id != 74 && *id != 76 {
-            let name = if id & 0x0800 != 0 {
+            let name = if osgp {
+                osgp_tables::table_name(*id)
+            } else if id & 0x0800 != 0 {
                 format!("MT {}", id & 0x07FF)
             } else {
                 format!("ST {id}")

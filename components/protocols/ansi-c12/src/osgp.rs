@@ -8,19 +8,41 @@
 //!
 //! # What the public material fixes, and what is ami's profile
 //!
-//! ETSI GS OSG 001 is not freely available. The public descriptions of OSGP (the analyses
-//! of Kursawe and Peters, "Structural Weaknesses in the Open Smart Grid Protocol", 2015,
-//! and Jovanovic and Neves, "Dumb Crypto in Smart Grids: Practical Cryptanalysis of the
-//! Open Smart Grid Protocol", FSE 2015) fix this much: the application data are C12.18-style
-//! PSEM requests and responses (`0x30` read, `0x3F` partial read, `0x40`/`0x4F` writes, ...)
-//! on C12.19 standard and manufacturer tables; every message carries a sequence number and
-//! an 8-byte "OMA digest" computed with the device's Open Media Access Key (OMAK); table data
-//! may be encrypted with RC4 under a key derived from the OMAK. That legacy security is
-//! broken (key recovery from a handful of digest queries), and the OSGP Alliance replaced it
-//! with OSGP-AES-128-PSK (AES-128 with pre-shared keys).
+//! The text of ETSI GS OSG 001 V1.1.1 (2012-01), of its successor ETSI TS 104 001 and of
+//! CLC/TS 50586 could not be read: the public copies found hold their front matter only.
+//! Their scope places the messages in clause 9, the tables in Annexes A (basic) and B
+//! (extended), the procedures in Annexes C and D, and the security (authentication,
+//! encryption, key management) in Annex F; none of those was reachable.
 //!
-//! The byte layout below is **ami's profile** of that structure (the standard's own layout
-//! could not be checked against a public source, and no public OSGP capture exists):
+//! The public analyses of OSGP (Kursawe and Peters, "Structural Weaknesses in the Open
+//! Smart Grid Protocol", 2015; Jovanovic and Neves, "Dumb Crypto in Smart Grids: Practical
+//! Cryptanalysis of the Open Smart Grid Protocol", FSE 2015) fix this much: the application
+//! data are C12.18-style requests and responses (`0x30` read, `0x3F` partial read,
+//! `0x40`/`0x4F` writes, ...) on C12.19 basic and extended tables; every message carries a
+//! sequence number and an 8-byte "OMA digest" computed with the device's Open Media Access
+//! Key (OMAK); table data may be encrypted with RC4 under a key derived from the OMAK. That
+//! legacy security is broken (key recovery from a handful of digest queries), and the OSGP
+//! Alliance replaced it with OSGP-AES-128-PSK (AES-128 with pre-shared keys).
+//!
+//! The OSGP Alliance's released documentation of its meters' local ports (repository
+//! `OSGP-Alliance-MEP-and-Optical/Documentation`: the *MEP Client Developer's Guide*
+//! 078-0372-01BD and the *Optical Port Programmer's Guide* v1.1) fixes more, and this crate
+//! follows it:
+//!
+//! * the services (\[MEP\] chapter 2, Tables 2.6-2.7 and RC4 Examples 1-2): `0x30` full
+//!   read `<table> [<length>]`, `0x3F` partial read, `0x40`/`0x4F` writes, `0x00` ok
+//!   `<count> <data>`, **without the PSEM checksum**; read here as
+//!   [`crate::psem::Dialect::Osgp`];
+//! * the security fields of the legacy form (\[MEP\] Tables 2.4-2.5): a request ends in a
+//!   4-byte big-endian sequence number and the 8-byte digest (computed over the message
+//!   and the sequence number), a response in the digest (computed over the request and the
+//!   response); RC4 encrypts from the request code through the sequence number. That is the
+//!   MEP link's framing (with a 2-byte length in front), not the power-line APDU's;
+//! * the tables of OSGP meters: [`crate::osgp_tables`].
+//!
+//! The APDU layout below is still **ami's profile** of that structure (the standard's own
+//! power-line layout could not be checked against a public source, and no public OSGP
+//! capture exists):
 //!
 //! ```text
 //! 0       security   0x00 legacy: OMA digest + RC4     -> refused (Error::Rc4Refused)
@@ -28,7 +50,7 @@
 //!                    0x02 OSGP-AES-128-PSK              -> decrypted through the host
 //! 1..7    device id  the 48-bit EN 14908 Neuron ID; the meter's name is its 12 hex digits
 //! 7..11   sequence   UINT32, big-endian
-//! 11..    payload    { <BER length> <PSEM service> }*, AES-128-GCM ciphertext in form 0x02
+//! 11..    payload    { <BER length> <OSGP service> }*, AES-128-GCM ciphertext in form 0x02
 //! tail    8-byte OMA digest (legacy forms) or the 12-byte GCM tag (form 0x02)
 //! ```
 //!
@@ -37,9 +59,11 @@
 //! `00 00` ‖ sequence, additional data = the 11 header bytes, 12-byte tag. The decoder never
 //! holds the key: [`Crypto::aes_gcm_decrypt`] runs in the host.
 //!
-//! The payload's services are read like a C12.22 EPSEM's: write requests carry tables
-//! (OSGP meters report by writing their tables to the data concentrator), a read request
-//! followed by its response carries the table read.
+//! The payload's services are read like a C12.22 EPSEM's, in OSGP's encoding (a checksum is
+//! accepted, and checked, where one is present): write requests carry tables (OSGP meters
+//! report by writing their tables to the data concentrator), a read request followed by its
+//! response carries the table read; the tables are read as an OSGP meter's
+//! ([`crate::Profile::Osgp`]).
 
 use ami_domain::crypto::{Crypto, KeyRef, KeyRole};
 

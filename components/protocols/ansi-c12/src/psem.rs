@@ -5,6 +5,14 @@
 //! table data travels with a one-byte checksum, the two's complement of the byte sum (the
 //! standard). Some implementations send the one's complement (`!sum`): such data is accepted
 //! and reported as [`Cksum::OnesComplement`], anything else fails with [`Error::Cksum`].
+//!
+//! OSGP encodes the same services without the checksum ([`Dialect::Osgp`]): the OSGP
+//! Alliance's *MEP Client Developer's Guide* (078-0372-01BD), chapter 2, Tables 2.6-2.7
+//! ("C12.18 Packet Structure"): `0x30` full read `<table> [<length>]`, `0x3F` partial
+//! read `<table> <offset> <count>`, `0x40` full write `<table> <length> <data>`, `0x4F`
+//! partial write `<table> <offset> <length> <data>`, `0x00` ok `<count> <table data>`; its
+//! worked examples (RC4 Examples 1 and 2) carry no checksum byte. In that dialect a
+//! checksum that is there (the service is one byte longer than its data) is still checked.
 
 use crate::Error;
 use crate::read::Reader;
@@ -16,6 +24,18 @@ pub enum Cksum {
     Standard,
     /// The one's complement of the byte sum (a variant some implementations send).
     OnesComplement,
+    /// No checksum: OSGP's encoding ([`Dialect::Osgp`]).
+    Absent,
+}
+
+/// Which encoding of the services is read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dialect {
+    /// C12.18/C12.22 PSEM: table data with its checksum.
+    #[default]
+    Psem,
+    /// OSGP: table data without a checksum (one is accepted and checked if present).
+    Osgp,
 }
 
 /// The standard checksum of table data: the two's complement of the byte sum.
@@ -52,9 +72,20 @@ pub struct TableData<'a> {
     pub form: Cksum,
 }
 
-fn table_data<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<TableData<'a>, Error> {
+fn table_data<'a>(
+    r: &mut Reader<'a>,
+    what: &'static str,
+    dialect: Dialect,
+) -> Result<TableData<'a>, Error> {
     let count = usize::from(r.u16_be("PSEM count")?);
     let data = r.take(count, what)?;
+    if dialect == Dialect::Osgp && r.remaining() == 0 {
+        return Ok(TableData {
+            data,
+            cksum: 0,
+            form: Cksum::Absent,
+        });
+    }
     let cksum = r.u8("PSEM checksum")?;
     let form = check_cksum(what, data, cksum)?;
     Ok(TableData { data, cksum, form })
@@ -200,15 +231,25 @@ impl Request<'_> {
 
     /// Reads a request; `bytes` is the whole service (code first), nothing may follow it.
     pub fn parse(bytes: &[u8]) -> Result<Request<'_>, Error> {
+        Request::parse_in(bytes, Dialect::Psem)
+    }
+
+    /// Reads a request in `dialect`.
+    pub fn parse_in(bytes: &[u8], dialect: Dialect) -> Result<Request<'_>, Error> {
         let mut r = Reader::new(bytes);
         let code = r.u8("PSEM request code")?;
         let req = match code {
             0x20 => Request::Ident,
             0x21 => Request::Terminate,
             0x22 => Request::Disconnect,
-            0x30 => Request::ReadFull {
-                table: r.u16_be("PSEM table id")?,
-            },
+            0x30 => {
+                let table = r.u16_be("PSEM table id")?;
+                // OSGP's full read may name the length it expects (MEP guide, Table 2.6).
+                if dialect == Dialect::Osgp && r.remaining() == 2 {
+                    r.u16_be("OSGP full read length")?;
+                }
+                Request::ReadFull { table }
+            }
             0x31..=0x39 => {
                 let table = r.u16_be("PSEM table id")?;
                 let index = (0..code - 0x30)
@@ -228,7 +269,7 @@ impl Request<'_> {
             },
             0x40 => Request::WriteFull {
                 table: r.u16_be("PSEM table id")?,
-                data: table_data(&mut r, "PSEM write data")?,
+                data: table_data(&mut r, "PSEM write data", dialect)?,
             },
             0x41..=0x49 => {
                 let table = r.u16_be("PSEM table id")?;
@@ -238,13 +279,13 @@ impl Request<'_> {
                 Request::WriteIndex {
                     table,
                     index,
-                    data: table_data(&mut r, "PSEM write data")?,
+                    data: table_data(&mut r, "PSEM write data", dialect)?,
                 }
             }
             0x4F => Request::WriteOffset {
                 table: r.u16_be("PSEM table id")?,
                 offset: r.u24_be("PSEM offset")?,
-                data: table_data(&mut r, "PSEM write data")?,
+                data: table_data(&mut r, "PSEM write data", dialect)?,
             },
             0x50 => Request::Logon {
                 user_id: r.u16_be("PSEM logon user id")?,
@@ -426,6 +467,15 @@ impl<'a> Response<'a> {
     /// Reads a response to a request of shape `answers`; without it, an `ok` followed by
     /// `<count> <data> <cksum>` that fits exactly is read as table data.
     pub fn parse(bytes: &'a [u8], answers: Option<Answers>) -> Result<Response<'a>, Error> {
+        Response::parse_in(bytes, answers, Dialect::Psem)
+    }
+
+    /// Reads a response in `dialect` (see [`Response::parse`]).
+    pub fn parse_in(
+        bytes: &'a [u8],
+        answers: Option<Answers>,
+        dialect: Dialect,
+    ) -> Result<Response<'a>, Error> {
         let mut r = Reader::new(bytes);
         let code = ResponseCode(r.u8("PSEM response code")?);
         if code.0 >= 0x20 {
@@ -440,7 +490,9 @@ impl<'a> Response<'a> {
             ResponseBody::Raw(r.rest())
         } else {
             match answers {
-                Some(Answers::Read) => ResponseBody::Table(table_data(&mut r, "PSEM read data")?),
+                Some(Answers::Read) => {
+                    ResponseBody::Table(table_data(&mut r, "PSEM read data", dialect)?)
+                }
                 Some(Answers::Ident) => ResponseBody::Ident {
                     standard: r.u8("PSEM ident standard")?,
                     version: r.u8("PSEM ident version")?,
@@ -458,8 +510,9 @@ impl<'a> Response<'a> {
                     let count = rest
                         .get(..2)
                         .map(|c| usize::from(u16::from_be_bytes([c[0], c[1]])));
-                    if count.is_some_and(|c| c + 3 == rest.len()) {
-                        ResponseBody::Table(table_data(&mut r, "PSEM read data")?)
+                    let osgp = dialect == Dialect::Osgp;
+                    if count.is_some_and(|c| c + 3 == rest.len() || (osgp && c + 2 == rest.len())) {
+                        ResponseBody::Table(table_data(&mut r, "PSEM read data", dialect)?)
                     } else {
                         ResponseBody::Raw(rest)
                     }

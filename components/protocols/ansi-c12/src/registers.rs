@@ -65,6 +65,22 @@ pub const TIER: Obis = Obis::new(0, 0, 96, 14, 0, 255);
 pub const OSGP_SECURITY: Obis = o(128, 14, 1);
 /// OSGP sequence number.
 pub const OSGP_SEQUENCE: Obis = o(128, 14, 2);
+/// OSGP BT03 alarms (the source of their events).
+pub const OSGP_ALARMS: Obis = o(128, 14, 3);
+/// OSGP ET79, the alternate event log (the source of its events).
+pub const OSGP_ALT_EVENT_LOG: Obis = o(128, 14, 4);
+/// OSGP BT28 present values that have no OBIS code (how many).
+pub const OSGP_UNREAD_PRESENT: Obis = o(128, 14, 5);
+/// OSGP BT23 source 4, Power Outage Duration (s).
+pub const OSGP_OUTAGE_DURATION: Obis = o(128, 14, 10);
+/// OSGP BT23 source 5, Power Outage Qty.
+pub const OSGP_OUTAGE_COUNT: Obis = o(128, 14, 11);
+/// OSGP BT23 source 8, Pulse Input 1.
+pub const OSGP_PULSE_1: Obis = o(128, 14, 14);
+/// OSGP BT23 source 9, Pulse Input 2.
+pub const OSGP_PULSE_2: Obis = o(128, 14, 15);
+/// OSGP BT23 source 10, Error Counter.
+pub const OSGP_ERROR_COUNTER: Obis = o(128, 14, 16);
 /// ST 1 `MFG_SERIAL_NUMBER` (the meter id).
 pub const SERIAL: Obis = Obis::new(0, 0, 96, 1, 0, 255);
 /// ST 1 `MANUFACTURER`.

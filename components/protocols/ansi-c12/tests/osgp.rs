@@ -61,15 +61,17 @@ fn aes_128_psk_decrypts_through_the_key_store() {
     let mut crypto = keys("000ab0123456", KEY);
     let d = ami_ansi_c12::decode(&frame, 1_700_000_000_000, &mut crypto).unwrap();
     assert_eq!(d.meter.as_deref(), Some("000ab0123456"));
+    // An OSGP meter's summation 0 (no BT22) is source 0, Fwd Active Wh L1L2L3 (OSGP
+    // Alliance, Optical Port Programmer's Guide v1.1, BT23, page 25; see `osgp_tables`).
     let r: Vec<_> = d
         .readings
         .iter()
-        .filter(|r| r.register == "1-0:128.8.0".parse().unwrap())
+        .filter(|r| r.register == "1-0:1.8.0".parse().unwrap())
         .collect();
     assert_eq!(r.len(), 1);
     assert_eq!(
         (r[0].value, r[0].unit),
-        (Quantity::new(987_654, 0), Unit::Count)
+        (Quantity::new(987_654, 0), Unit::WattHour)
     );
     assert!(d.attributes.iter().any(|(_, v)| v == "41"));
 }

@@ -235,6 +235,13 @@ fn data_block(t: &mut TableReader<'_, '_>, dims: &RegisterDims) -> Result<DataBl
 /// Reads ST 23 (needs ST 21's dimensions).
 pub fn st23(data: &[u8], cfg: &Config, dims: &RegisterDims) -> Result<St23, Error> {
     let mut t = TableReader::new(data, cfg, "ST 23");
+    let out = register_data(&mut t, dims)?;
+    t.finish(true)?;
+    Ok(out)
+}
+
+/// Reads one `REGISTER_DATA_RCD` (the record of ST 23, also inside ST 24-26) from `t`.
+pub fn register_data(t: &mut TableReader<'_, '_>, dims: &RegisterDims) -> Result<St23, Error> {
     let mut out = St23 {
         demand_resets: if dims.demand_reset_ctr() {
             Some(t.u8()?)
@@ -244,9 +251,8 @@ pub fn st23(data: &[u8], cfg: &Config, dims: &RegisterDims) -> Result<St23, Erro
         blocks: Vec::new(),
     };
     for _ in 0..=dims.tiers {
-        out.blocks.push(data_block(&mut t, dims)?);
+        out.blocks.push(data_block(t, dims)?);
     }
-    t.finish(true)?;
     Ok(out)
 }
 
