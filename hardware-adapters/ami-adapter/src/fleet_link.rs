@@ -118,3 +118,18 @@ impl MeterLink for FleetLink {
         self.carry_out(meter, command)
     }
 }
+
+/// A simulated meter's frame as the adapter spools it: received when it was sent, no meter
+/// hint (the decoder names the meter), no radio signal, no trace yet.
+impl From<ami_sim::Uplink> for crate::SpoolFrame {
+    fn from(u: ami_sim::Uplink) -> Self {
+        crate::SpoolFrame {
+            protocol: u.protocol.name().to_owned(),
+            meter_hint: None,
+            received_at_ms: u.ts_ms,
+            traceparent: None,
+            rssi_dbm: None,
+            data: bytes::Bytes::from(u.bytes),
+        }
+    }
+}

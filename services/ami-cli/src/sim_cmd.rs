@@ -22,7 +22,6 @@ use ami_adapter::fleet_link::FleetLink;
 use ami_adapter::{Adapter, AdapterConfig, SpoolFrame};
 use ami_sim::{Fleet, FleetConfig};
 use anyhow::{Context, Result, bail};
-use bytes::Bytes;
 use ed25519_dalek::VerifyingKey;
 
 use crate::decode_cmd::now_ms;
@@ -201,14 +200,7 @@ async fn sim(args: SimArgs, trusted: Vec<VerifyingKey>) -> Result<ExitCode> {
             .uplinks;
         let frames: Vec<SpoolFrame> = uplinks
             .into_iter()
-            .map(|u| SpoolFrame {
-                protocol: u.protocol.name().to_owned(),
-                meter_hint: None,
-                received_at_ms: u.ts_ms,
-                traceparent: None,
-                rssi_dbm: None,
-                data: Bytes::from(u.bytes),
-            })
+            .map(SpoolFrame::from)
             .collect();
         sent += frames.len() as u64;
         if let Err(e) = adapter.accept(frames) {

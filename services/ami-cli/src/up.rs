@@ -28,7 +28,6 @@ use ami_mdms_store::{AnyStore, MeterDataStore};
 use ami_plugin_host::MemoryKeyStore;
 use ami_sim::{Fleet, FleetConfig};
 use anyhow::{Context, Result, bail};
-use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::decode_cmd::now_ms;
@@ -205,14 +204,7 @@ async fn up(args: UpArgs, paths: &PathArgs) -> Result<ExitCode> {
         let frames: Vec<SpoolFrame> = t
             .uplinks
             .into_iter()
-            .map(|u| SpoolFrame {
-                protocol: u.protocol.name().to_owned(),
-                meter_hint: None,
-                received_at_ms: u.ts_ms,
-                traceparent: None,
-                rssi_dbm: None,
-                data: Bytes::from(u.bytes),
-            })
+            .map(SpoolFrame::from)
             .collect();
         sent += frames.len() as u64;
         if let Err(e) = adapter.accept(frames) {

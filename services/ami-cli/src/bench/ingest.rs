@@ -18,7 +18,6 @@ use ami_ingest::{Ingest, IngestConfig};
 use ami_plugin_host::MemoryKeyStore;
 use ami_sim::{Fleet, FleetConfig};
 use anyhow::{Context, Result, bail};
-use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::paths::PathArgs;
@@ -82,14 +81,7 @@ async fn bench(args: IngestBenchArgs, paths: &PathArgs) -> Result<ExitCode> {
         ts += 900_000;
         for u in fleet.tick(ts, 900_000).uplinks {
             if frames.len() < args.frames {
-                frames.push(SpoolFrame {
-                    protocol: u.protocol.name().to_owned(),
-                    meter_hint: None,
-                    received_at_ms: u.ts_ms,
-                    traceparent: None,
-                    rssi_dbm: None,
-                    data: Bytes::from(u.bytes),
-                });
+                frames.push(SpoolFrame::from(u));
             }
         }
     }
