@@ -198,10 +198,7 @@ async fn sim(args: SimArgs, trusted: Vec<VerifyingKey>) -> Result<ExitCode> {
             .unwrap_or_else(PoisonError::into_inner)
             .tick(sim_ms, step_ms)
             .uplinks;
-        let frames: Vec<SpoolFrame> = uplinks
-            .into_iter()
-            .map(SpoolFrame::from)
-            .collect();
+        let frames: Vec<SpoolFrame> = uplinks.into_iter().map(SpoolFrame::from).collect();
         sent += frames.len() as u64;
         if let Err(e) = adapter.accept(frames) {
             eprintln!("ami sim: the spool refused frames: {e}");

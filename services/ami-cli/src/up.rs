@@ -201,11 +201,7 @@ async fn up(args: UpArgs, paths: &PathArgs) -> Result<ExitCode> {
         }
         sim_ms += step_ms;
         let t = fleet.tick(sim_ms, step_ms);
-        let frames: Vec<SpoolFrame> = t
-            .uplinks
-            .into_iter()
-            .map(SpoolFrame::from)
-            .collect();
+        let frames: Vec<SpoolFrame> = t.uplinks.into_iter().map(SpoolFrame::from).collect();
         sent += frames.len() as u64;
         if let Err(e) = adapter.accept(frames) {
             eprintln!("ami up: adapter refused frames: {e}");
