@@ -6,35 +6,11 @@
 #![no_main]
 
 use ami_domain::DecodeError;
-use ami_domain::crypto::{Crypto, CryptoError, Kdf, KeyRef, NoKeys};
+use ami_domain::crypto::NoKeys;
 use libfuzzer_sys::fuzz_target;
 
-/// A provider that treats every protected byte string as plaintext.
-struct Identity;
-
-impl Crypto for Identity {
-    fn aes_gcm_decrypt(&mut self, _: KeyRef<'_>, _: &[u8], _: &[u8], c: &[u8], _: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        Ok(c.to_vec())
-    }
-    fn dlms_decrypt(&mut self, _: KeyRef<'_>, _: Option<KeyRef<'_>>, _: u8, _: &[u8], d: &[u8], _: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        Ok(d.to_vec())
-    }
-    fn aes_gmac_verify(&mut self, _: KeyRef<'_>, _: &[u8], _: &[u8], _: &[u8]) -> Result<(), CryptoError> {
-        Ok(())
-    }
-    fn aes_cbc_decrypt(&mut self, _: KeyRef<'_>, _: &[u8], d: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        Ok(d.to_vec())
-    }
-    fn aes_ctr_apply(&mut self, _: KeyRef<'_>, _: &[u8], d: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        Ok(d.to_vec())
-    }
-    fn aes_cmac_verify(&mut self, _: KeyRef<'_>, _: &[u8], _: &[u8]) -> Result<(), CryptoError> {
-        Ok(())
-    }
-    fn derive_key(&mut self, _: KeyRef<'_>, _: Kdf, _: &[u8]) -> Result<u32, CryptoError> {
-        Ok(0)
-    }
-}
+// A provider that treats every protected byte string as plaintext.
+use ami_domain::crypto::PassThrough as Identity;
 
 fn check(data: &[u8], got: Result<ami_domain::Decoded, DecodeError>) {
     match got {

@@ -45,6 +45,9 @@ impl Crypto for Fake {
     fn derive_key(&mut self, _: KeyRef<'_>, _: Kdf, _: &[u8]) -> Result<u32, CryptoError> {
         Ok(1)
     }
+    fn eax_prime_decrypt(&mut self, _: KeyRef<'_>, _: &[u8], c: &[u8], _: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.out(c)
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
