@@ -128,6 +128,7 @@ pub fn run(cmd: PluginCommand, paths: &PathArgs) -> Result<ExitCode> {
         } => return test(&plugin, &vectors, protocol.as_deref(), &trust, paths),
         PluginCommand::List => {
             let host = paths.host(Arc::new(MemoryKeyStore::new()))?;
+            eprintln!("this host loads {}", ami_plugin_host::loaded_versions());
             for p in host.plugins() {
                 let m = p.manifest();
                 let serves = if m.protocols.is_empty() {
@@ -136,11 +137,12 @@ pub fn run(cmd: PluginCommand, paths: &PathArgs) -> Result<ExitCode> {
                     &m.protocols
                 };
                 println!(
-                    "{:<20} {:<10} {:<9} {:<24} {} MiB, {} ms",
+                    "{:<20} {:<10} {:<9} {:<24} {:<17} {} MiB, {} ms",
                     m.name,
                     m.version,
                     m.kind.to_string(),
                     serves.join(","),
+                    m.wit,
                     p.limits().memory_bytes >> 20,
                     p.limits().time.as_millis()
                 );

@@ -329,6 +329,12 @@ impl Crypto for CryptoCtx {
         tag: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
         check_len(cleartext.len() + ciphertext.len())?;
+        // Keys derived in a call have no role: EAX' takes only the stored C12.22 key.
+        if let KeyRef::Derived(_) = key {
+            return Err(invalid(
+                "EAX' takes a stored ansi-c1222 key, not a derived one".into(),
+            ));
+        }
         let k = self.resolve(key, "eax'", EAX_PRIME)?;
         crate::eax_prime::decrypt(&k, cleartext, ciphertext, tag)
     }
@@ -544,6 +550,7 @@ mod tests {
         let store = MemoryKeyStore::new();
         store.insert("m", KeyRole::AnsiC1222, key);
         store.insert("m", KeyRole::DlmsUnicast, key);
+        store.insert("m", KeyRole::Mbus, key);
         store.insert("other", KeyRole::AnsiC1222, [0x5A; 16]);
         let mut c = CryptoCtx::new(Arc::new(store));
         let c1222 = |meter| KeyRef::Stored {
@@ -582,6 +589,16 @@ mod tests {
         assert!(matches!(
             c.eax_prime_decrypt(dlms, &cleartext, &ct, &tag),
             Err(CryptoError::InvalidInput(m)) if m.contains("eax'")
+        ));
+        // Nor does a key derived in the call, whatever it was derived from.
+        let mbus = KeyRef::Stored {
+            meter: "m",
+            role: KeyRole::Mbus,
+        };
+        let h = c.derive_key(mbus, Kdf::OmsCmac, &[0; 16]).unwrap();
+        assert!(matches!(
+            c.eax_prime_decrypt(KeyRef::Derived(h), &cleartext, &ct, &tag),
+            Err(CryptoError::InvalidInput(m)) if m.contains("derived")
         ));
         assert!(matches!(
             c.aes_ctr_apply(c1222("m"), &[0; 16], &[0; 16]),

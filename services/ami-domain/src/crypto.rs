@@ -86,7 +86,7 @@ pub enum Kdf {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CryptoError {
     /// No key for this meter and role.
-    #[error("no {role:?} key for meter {meter}")]
+    #[error("no {} key for meter {meter}", role.name())]
     NoKey {
         /// The meter.
         meter: String,

@@ -1,5 +1,6 @@
-//! The host side of `ami:plugin/crypto` and `crypto-ext`: conversions between the WIT types and
-//! the domain's, around [`ami_crypto::CryptoCtx`], which does the work against keys the plugin only names.
+//! The host side of `ami:plugin/crypto` and `crypto-ext`: conversions between the WIT types
+//! and the domain's, around [`ami_crypto::CryptoCtx`], which does the work against keys the
+//! plugin only names.
 
 use ami_domain::crypto::{CryptoError, Kdf, KeyRef, KeyRole};
 
@@ -45,7 +46,9 @@ pub fn error_to_wit(e: CryptoError) -> wit::CryptoError {
         CryptoError::NoKey { meter, role } => match role_to_wit(role) {
             Some(role) => wit::CryptoError::NoKey(wit::StoredKey { meter, role }),
             // 0.1.0's enum cannot name the roles of 0.1.1 (`error_to_ext` can).
-            None => wit::CryptoError::InvalidInput(format!("no {role:?} key for meter {meter}")),
+            None => {
+                wit::CryptoError::InvalidInput(format!("no {} key for meter {meter}", role.name()))
+            }
         },
         CryptoError::UnknownHandle(h) => wit::CryptoError::UnknownHandle(h),
         CryptoError::AuthenticationFailed => wit::CryptoError::AuthenticationFailed,
@@ -82,9 +85,10 @@ pub fn error_to_ext(e: CryptoError) -> ext::ExtError {
             role: role @ (KeyRole::DlmsDedicated | KeyRole::AnsiC1222),
         } => ext::ExtError::NoKey(ext::StoredKey {
             meter,
-            role: match role {
-                KeyRole::AnsiC1222 => ext::KeyRole::AnsiC1222,
-                _ => ext::KeyRole::DlmsDedicated,
+            role: if role == KeyRole::AnsiC1222 {
+                ext::KeyRole::AnsiC1222
+            } else {
+                ext::KeyRole::DlmsDedicated
             },
         }),
         other => ext::ExtError::Crypto(error_to_wit(other)),

@@ -178,6 +178,25 @@ fn check_world(
             loaded_versions()
         )));
     }
+    // Every `ami:plugin` name the component uses must be of the version its manifest declares:
+    // a manifest of 0.1.0 cannot ship a component that reaches 0.1.1's `crypto-ext`, and a
+    // component of a version this host does not serve is named as such.
+    let declared = manifest
+        .wit
+        .strip_prefix(WIT_PACKAGE)
+        .and_then(|v| v.strip_prefix('@'))
+        .unwrap_or_default();
+    for name in imports.iter().chain(exports) {
+        if let Some(rest) = name.strip_prefix(WIT_PACKAGE) {
+            let version = rest.rsplit_once('@').map_or("", |(_, v)| v);
+            if version != declared {
+                return Err(wrong(format!(
+                    "uses {name} but its manifest declares {}",
+                    manifest.wit
+                )));
+            }
+        }
+    }
     for import in imports {
         let crypto = import.starts_with("ami:plugin/crypto@")
             || import.starts_with("ami:plugin/crypto-ext@");

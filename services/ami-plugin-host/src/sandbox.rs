@@ -196,6 +196,9 @@ impl crate::bindings::decoder::ami::plugin::crypto_ext::Host for State {
         data: Vec<u8>,
         tag: Vec<u8>,
     ) -> Result<Vec<u8>, ext::ExtError> {
+        if encryption.role != ext::KeyRole::DlmsDedicated {
+            return Err(wrong_role("dlms-decrypt-dedicated", "dlms-dedicated"));
+        }
         self.crypto
             .dlms_decrypt(
                 ami_domain::crypto::KeyRef::Stored {
@@ -218,6 +221,9 @@ impl crate::bindings::decoder::ami::plugin::crypto_ext::Host for State {
         ciphertext: Vec<u8>,
         tag: Vec<u8>,
     ) -> Result<Vec<u8>, ext::ExtError> {
+        if key.role != ext::KeyRole::AnsiC1222 {
+            return Err(wrong_role("eax-prime-decrypt", "ansi-c1222"));
+        }
         self.crypto
             .eax_prime_decrypt(
                 ami_domain::crypto::KeyRef::Stored {
@@ -230,6 +236,13 @@ impl crate::bindings::decoder::ami::plugin::crypto_ext::Host for State {
             )
             .map_err(error_to_ext)
     }
+}
+
+/// A `crypto-ext` function called with a key of another role.
+fn wrong_role(function: &str, role: &str) -> ext::ExtError {
+    ext::ExtError::Crypto(CryptoError::InvalidInput(format!(
+        "{function} takes a {role} key"
+    )))
 }
 
 impl crate::bindings::decoder::ami::plugin::types::Host for State {}

@@ -5,8 +5,10 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes128Gcm, Nonce};
 use ami_domain::DecodeError;
 use ami_domain::crypto::KeyRole;
-use ami_e2e::{host, shipped_package, vendor};
-use ami_plugin_host::{InputFrame, MemoryKeyStore, WIT_VERSION, WIT_VERSIONS_LOADED};
+use ami_e2e::{component, host, manifest_of, shipped_package, vendor, write_package};
+use ami_plugin_host::{
+    InputFrame, LoadError, MemoryKeyStore, WIT_VERSION, WIT_VERSIONS_LOADED, describe,
+};
 use std::sync::Arc;
 
 const KEY: [u8; 16] = *b"legacy-key-0.1.0";
@@ -56,6 +58,16 @@ fn integration_versions_host_loads_0_1_0_plugins_beside_0_1_1() {
         ))
         .unwrap();
     assert_eq!(legacy.manifest().wit, "ami:plugin@0.1.0");
+    // It really is a 0.1.0 component: its imports and exports name 0.1.0.
+    let info = describe(host.engine(), &component("ami-test-legacy-decoder")).unwrap();
+    assert!(
+        info.imports.contains(&"ami:plugin/crypto@0.1.0".to_owned()),
+        "{info:?}"
+    );
+    assert!(
+        info.exports.contains(&"ami:plugin/decode@0.1.0".to_owned()),
+        "{info:?}"
+    );
     let current = host
         .install_dir(&shipped_package(
             dir.path(),
@@ -104,4 +116,48 @@ fn integration_versions_host_loads_0_1_0_plugins_beside_0_1_1() {
         .decode(&[frame(b"ACME1;A1;1;1-0:1.8.0=1*Wh")])
         .unwrap();
     assert!(r[0].is_ok(), "{:?}", r[0]);
+}
+
+#[test]
+fn integration_versions_manifest_and_component_must_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = vendor();
+    let host = host(&[&key], Arc::new(MemoryKeyStore::new()));
+    // A 0.1.1 component (it imports `crypto-ext`) shipped under a manifest that says 0.1.0:
+    // refused, so a 0.1.0 manifest never hides a plugin that reaches the 0.1.1 key roles.
+    let mut manifest = manifest_of("decoders/dlms", "ami-decoder-dlms");
+    manifest.wit = "ami:plugin@0.1.0".into();
+    let wasm = component("ami-decoder-dlms");
+    let info = describe(host.engine(), &wasm).unwrap();
+    assert!(
+        info.imports
+            .contains(&"ami:plugin/crypto-ext@0.1.1".to_owned()),
+        "{info:?}"
+    );
+    let pkg = write_package(
+        &dir.path().join("mislabelled"),
+        &manifest,
+        &wasm,
+        Some(&key),
+    );
+    match host.load(&pkg) {
+        Err(e @ LoadError::WrongWorld { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("declares ami:plugin@0.1.0"), "{text}");
+        }
+        other => panic!("a 0.1.1 component under a 0.1.0 manifest: {other:?}"),
+    }
+    // And the other way round: the 0.1.0 legacy component under a 0.1.1 manifest.
+    let mut manifest = manifest_of("test-plugins/legacy-decoder", "ami-test-legacy-decoder");
+    manifest.wit = "ami:plugin@0.1.1".into();
+    let pkg = write_package(
+        &dir.path().join("legacy-as-new"),
+        &manifest,
+        &component("ami-test-legacy-decoder"),
+        Some(&key),
+    );
+    assert!(
+        matches!(host.load(&pkg), Err(LoadError::WrongWorld { .. })),
+        "a 0.1.0 component under a 0.1.1 manifest loaded"
+    );
 }

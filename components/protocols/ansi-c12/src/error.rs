@@ -76,9 +76,10 @@ impl Error {
     /// The error of a failed crypto call on `what`.
     pub fn crypto(what: &str, e: CryptoError) -> Self {
         match e {
-            CryptoError::NoKey { meter, role } => {
-                Error::MissingKey(format!("no {role:?} key of meter {meter} for {what}"))
-            }
+            CryptoError::NoKey { meter, role } => Error::MissingKey(format!(
+                "no {} key of meter {meter} for {what}",
+                role.name()
+            )),
             CryptoError::AuthenticationFailed => {
                 Error::Authentication(format!("{what}: wrong key or tampered frame"))
             }

@@ -344,7 +344,7 @@ fn missing_key_names_the_meter() {
         ami_ansi_c12::decode(&frame, AT, &mut keys(".1.2.4", KEY)),
     ] {
         assert!(
-            matches!(&got, Err(DecodeError::MissingKey(m)) if m.contains(METER) && m.contains("AnsiC1222")),
+            matches!(&got, Err(DecodeError::MissingKey(m)) if m.contains(METER) && m.contains("ansi-c1222")),
             "{got:?}"
         );
     }

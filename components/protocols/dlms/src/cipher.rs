@@ -49,7 +49,7 @@ pub fn system_title_hex(system_title: &[u8]) -> String {
 fn crypto_error(e: CryptoError, meter: &str) -> DecodeError {
     match e {
         CryptoError::NoKey { role, .. } => {
-            DecodeError::MissingKey(format!("{role:?} key of system title {meter}"))
+            DecodeError::MissingKey(format!("{} key of system title {meter}", role.name()))
         }
         CryptoError::AuthenticationFailed => DecodeError::Authentication(format!(
             "GCM tag of system title {meter} does not verify (wrong key or tampered frame)"

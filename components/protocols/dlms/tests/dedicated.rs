@@ -207,7 +207,7 @@ fn missing_dedicated_key_names_meter_and_role() -> Result<(), String> {
         ] {
             match got {
                 Err(DecodeError::MissingKey(m)) => {
-                    assert!(m.contains(&meter()) && m.contains("DlmsDedicated"), "{m}")
+                    assert!(m.contains(&meter()) && m.contains("dlms-dedicated"), "{m}")
                 }
                 other => return Err(format!("{other:?}")),
             }
