@@ -141,6 +141,69 @@ impl fmt::Display for Quantity {
     }
 }
 
+impl Quantity {
+    /// A decimal number straight from ASCII bytes: an optional sign, digits, and an optional
+    /// `.`/`,` fraction (`001581.123`, as meters print them). The same result as `FromStr`,
+    /// without UTF-8 validation or allocation on the common path; `None` for anything else.
+    pub fn from_ascii(text: &[u8]) -> Option<Quantity> {
+        let (negative, body) = match text.split_first() {
+            Some((b'-', rest)) => (true, rest),
+            Some((b'+', rest)) => (false, rest),
+            _ => (false, text),
+        };
+        // Up to 18 digits cannot overflow nor exceed 18 significant digits: one plain pass.
+        if body.len() <= 18 {
+            let mut mantissa = 0i64;
+            let mut fraction: Option<usize> = None;
+            for (k, &b) in body.iter().enumerate() {
+                match b {
+                    b'0'..=b'9' => mantissa = mantissa * 10 + i64::from(b - b'0'),
+                    b'.' | b',' if fraction.is_none() => fraction = Some(body.len() - k - 1),
+                    _ => return None,
+                }
+            }
+            if body.len() == usize::from(fraction.is_some()) {
+                return None;
+            }
+            let scale = fraction.unwrap_or(0) as i8;
+            return Some(Quantity::new(
+                if negative { -mantissa } else { mantissa },
+                -scale,
+            ));
+        }
+        let mut mantissa = 0i64;
+        let mut significant = 0usize;
+        let mut fraction: Option<usize> = None;
+        for &b in body {
+            match b {
+                b'0'..=b'9' => {
+                    if let Some(f) = fraction.as_mut() {
+                        *f += 1;
+                        significant += 1;
+                    } else if mantissa != 0 || b != b'0' {
+                        significant += 1;
+                    }
+                    if significant > 18 {
+                        return std::str::from_utf8(text).ok()?.parse().ok();
+                    }
+                    mantissa = mantissa * 10 + i64::from(b - b'0');
+                }
+                b'.' | b',' if fraction.is_none() => fraction = Some(0),
+                _ => return None,
+            }
+        }
+        let digits = body.len() - usize::from(fraction.is_some());
+        if digits == 0 {
+            return None;
+        }
+        let scale = i8::try_from(fraction.unwrap_or(0)).ok()?;
+        Some(Quantity::new(
+            if negative { -mantissa } else { mantissa },
+            -scale,
+        ))
+    }
+}
+
 impl FromStr for Quantity {
     type Err = QuantityError;
 
@@ -188,6 +251,49 @@ impl FromStr for Quantity {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn from_ascii_reads_as_from_str() {
+        for text in [
+            "0",
+            "00012.345",
+            "-1.5",
+            "+3",
+            "0000.00",
+            ".5",
+            "5.",
+            "1,25",
+            "",
+            ".",
+            "-",
+            "+",
+            "1.2.3",
+            "abc",
+            "1e3",
+            "999999999999999999",
+            "9999999999999999999",
+            "0000000000000000000000001",
+            "0.1000000000000000000000",
+            "1.0000000000000000001",
+            "0.000000000000000001",
+            "12345678901234567.8",
+            "123456789012345678",
+            "1234567890123456789",
+            "1234567890123456.78",
+            "-99999999999999999",
+            "1,,2",
+            "1.,2",
+            "+.",
+            "-0",
+        ] {
+            let want = text.parse::<Quantity>().ok();
+            let got = Quantity::from_ascii(text.as_bytes());
+            assert_eq!(got, want, "{text:?}");
+            if let (Some(g), Some(w)) = (got, want) {
+                assert_eq!((g.mantissa, g.scale), (w.mantissa, w.scale), "{text:?}");
+            }
+        }
+    }
 
     fn q(s: &str) -> Quantity {
         s.parse().unwrap_or_else(|e| panic!("{e}"))

@@ -64,7 +64,7 @@ pub(crate) fn quantity_of(bytes: &[u8]) -> Option<(Quantity, Unit)> {
     if matches!(unit, Unit::Count | Unit::Other) {
         return None;
     }
-    let number = number(value)?.shifted(prefix)?;
+    let number = Quantity::from_ascii(value)?.shifted(prefix)?;
     Some((number, unit))
 }
 
@@ -77,38 +77,6 @@ fn trim(text: &[u8]) -> &[u8] {
         .rposition(|b| !space(b))
         .map_or(start, |k| k + 1);
     text.get(start..end).unwrap_or_default()
-}
-
-/// A decimal number, as [`Quantity`]'s `FromStr` reads it, straight from ASCII bytes.
-fn number(text: &[u8]) -> Option<Quantity> {
-    let (negative, body) = match text.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        Some((b'+', rest)) => (false, rest),
-        _ => (false, text),
-    };
-    // Up to 18 digits cannot overflow: one pass. Longer numbers go to the domain parser,
-    // which drops trailing fractional zeros when the digits do not fit.
-    if body.len() > 18 {
-        return std::str::from_utf8(text).ok()?.parse().ok();
-    }
-    let mut mantissa = 0i64;
-    let mut fraction: Option<usize> = None;
-    for (k, &b) in body.iter().enumerate() {
-        match b {
-            b'0'..=b'9' => mantissa = mantissa * 10 + i64::from(b - b'0'),
-            b'.' | b',' if fraction.is_none() => fraction = Some(body.len() - k - 1),
-            _ => return None,
-        }
-    }
-    let digits = fraction.map_or(body.len(), |_| body.len() - 1);
-    if digits == 0 {
-        return None;
-    }
-    let scale = i8::try_from(fraction.unwrap_or(0)).ok()?;
-    Some(Quantity::new(
-        if negative { -mantissa } else { mantissa },
-        -scale,
-    ))
 }
 
 fn quantity_of_text(text: &str) -> Option<(Quantity, Unit)> {
