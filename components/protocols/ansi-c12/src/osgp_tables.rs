@@ -296,18 +296,7 @@ pub fn bt26(data: &[u8], cfg: &Config, dims: &RegisterDims) -> Result<Bt26, Erro
         });
     }
     t.finish(false)?;
-    let n = all.len();
-    let valid = valid.min(n);
-    let mut entries = Vec::with_capacity(valid);
-    if n > 0 {
-        let last = last % n;
-        for i in 0..valid {
-            let k = (last + n + 1 + i - valid) % n;
-            if let Some(e) = all.get(k) {
-                entries.push(e.clone());
-            }
-        }
-    }
+    let entries = crate::tables::log::oldest_first(all, valid, last);
     Ok(Bt26 {
         flags,
         last_seq,

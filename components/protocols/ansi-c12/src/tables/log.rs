@@ -202,24 +202,28 @@ fn log(data: &[u8], cfg: &Config, act: &Actual, history: bool) -> Result<Log, Er
             argument,
         });
     }
-    let n = all.len();
-    let valid = valid.min(n);
-    let mut entries = Vec::with_capacity(valid);
-    if n > 0 {
-        let last = last % n;
-        for i in 0..valid {
-            let k = (last + n + 1 + i - valid) % n;
-            if let Some(e) = all.get(k) {
-                entries.push(e.clone());
-            }
-        }
-    }
+    let entries = oldest_first(all, valid, last);
     Ok(Log {
         flags,
         last_seq,
         unread,
         entries,
     })
+}
+
+/// The `valid` entries of a circular list whose newest entry is at index `last`, oldest first
+/// (C12.19's list-of-entries convention, shared by the OSGP tables).
+pub(crate) fn oldest_first<T>(all: Vec<T>, valid: usize, last: usize) -> Vec<T> {
+    let n = all.len();
+    let valid = valid.min(n);
+    if n == 0 {
+        return Vec::new();
+    }
+    // Rotate so the entry after `last` (the oldest of a full list) comes first, then keep the
+    // newest `valid`.
+    let mut all = all;
+    all.rotate_left((last % n + 1) % n);
+    all.split_off(n - valid)
 }
 
 /// Reads ST 74 (needs ST 71).
@@ -316,4 +320,20 @@ pub fn events(log: &Log, received_at_ms: i64, source: ami_domain::Obis) -> Vec<E
             duration_s: 0,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::oldest_first;
+
+    #[test]
+    fn circular_lists_come_out_oldest_first() {
+        // Full list of 5 whose newest entry is at index 1: oldest is index 2.
+        assert_eq!(oldest_first(vec![0, 1, 2, 3, 4], 5, 1), [2, 3, 4, 0, 1]);
+        // Three valid entries ending at index 1.
+        assert_eq!(oldest_first(vec![0, 1, 2, 3, 4], 3, 1), [4, 0, 1]);
+        // More valid than stored, `last` out of range, empty list.
+        assert_eq!(oldest_first(vec![0, 1, 2], 9, 7), [2, 0, 1]);
+        assert_eq!(oldest_first(Vec::<u8>::new(), 3, 0), Vec::<u8>::new());
+    }
 }
