@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 
 use ami_domain::crypto::{Crypto, CryptoError, Kdf, KeyRef, KeyRole};
 
+use crate::budget::{FailureBudget, SHORT_TAG_FAILURES_PER_MINUTE, SHORT_TAG_LEN};
 use crate::keystore::{Key, KeyStore};
 
 /// Roles that decrypt DLMS APDUs: the global keys, and the dedicated key of an association
@@ -41,10 +42,12 @@ pub const MAX_DERIVED_KEYS: usize = 64;
 /// The largest input one crypto call accepts (a frame is far smaller).
 pub const MAX_CRYPTO_INPUT: usize = 1 << 20;
 
-/// Per-call cryptographic state: the key store and the keys derived in this call.
+/// Per-call cryptographic state: the key store and the keys derived in this call, and (kept
+/// across calls) the instance's budget of failed short-tag verifications.
 pub struct CryptoCtx {
     keys: Arc<dyn KeyStore>,
     derived: Vec<Key>,
+    short_tag_failures: FailureBudget,
     /// How many operations the plugin asked for in this call (for metrics).
     pub operations: u64,
 }
@@ -52,11 +55,40 @@ pub struct CryptoCtx {
 impl CryptoCtx {
     /// A context over a key store.
     pub fn new(keys: Arc<dyn KeyStore>) -> Self {
+        Self::with_budget(keys, SHORT_TAG_FAILURES_PER_MINUTE)
+    }
+
+    /// A context allowing `per_minute` failed short-tag verifications.
+    pub fn with_budget(keys: Arc<dyn KeyStore>, per_minute: u32) -> Self {
         Self {
             keys,
             derived: Vec::new(),
+            short_tag_failures: FailureBudget::new(per_minute, std::time::Instant::now()),
             operations: 0,
         }
+    }
+
+    /// Runs the verification `verify` of a `tag_len`-byte tag: a short tag is refused while
+    /// the failure budget is spent, and a failure of one spends it.
+    fn rationed<T>(
+        &mut self,
+        tag_len: usize,
+        verify: impl FnOnce(&mut Self) -> Result<T, CryptoError>,
+    ) -> Result<T, CryptoError> {
+        if tag_len >= SHORT_TAG_LEN {
+            return verify(self);
+        }
+        let now = std::time::Instant::now();
+        if self.short_tag_failures.exhausted(now) {
+            return Err(invalid(format!(
+                "more than {SHORT_TAG_FAILURES_PER_MINUTE} failed verifications of tags under {SHORT_TAG_LEN} bytes in a minute; refused until the budget refills (a guard against tag guessing)"
+            )));
+        }
+        let out = verify(self);
+        if matches!(out, Err(CryptoError::AuthenticationFailed)) {
+            self.short_tag_failures.spend(now);
+        }
+        out
     }
 
     /// Forgets the keys derived so far (called between calls).
@@ -278,14 +310,16 @@ impl Crypto for CryptoCtx {
                 mac.len()
             )));
         }
-        let k = self.resolve(key, "aes-cmac", MBUS)?;
-        let full = cmac(&k, data);
-        let prefix = full.get(..mac.len()).unwrap_or(&full);
-        if bool::from(prefix.ct_eq(mac)) {
-            Ok(())
-        } else {
-            Err(CryptoError::AuthenticationFailed)
-        }
+        self.rationed(mac.len(), |ctx| {
+            let k = ctx.resolve(key, "aes-cmac", MBUS)?;
+            let full = cmac(&k, data);
+            let prefix = full.get(..mac.len()).unwrap_or(&full);
+            if bool::from(prefix.ct_eq(mac)) {
+                Ok(())
+            } else {
+                Err(CryptoError::AuthenticationFailed)
+            }
+        })
     }
 
     fn derive_key(&mut self, key: KeyRef<'_>, kdf: Kdf, input: &[u8]) -> Result<u32, CryptoError> {
@@ -335,8 +369,10 @@ impl Crypto for CryptoCtx {
                 "EAX' takes a stored ansi-c1222 key, not a derived one".into(),
             ));
         }
-        let k = self.resolve(key, "eax'", EAX_PRIME)?;
-        crate::eax_prime::decrypt(&k, cleartext, ciphertext, tag)
+        self.rationed(tag.len(), |ctx| {
+            let k = ctx.resolve(key, "eax'", EAX_PRIME)?;
+            crate::eax_prime::decrypt(&k, cleartext, ciphertext, tag)
+        })
     }
 }
 
@@ -532,10 +568,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn eax_prime_serves_only_the_c1222_key() {
-        // Test vector #1 of "EAX' Cipher Mode" (Moise, Beroset, Phinney, Burns, May 2011), as
-        // transcribed in EnergyICT's EAXPrimeEncoderTest.java.
+    /// Test vector #1 of "EAX' Cipher Mode" (Moise, Beroset, Phinney, Burns, May 2011), as
+    /// transcribed in EnergyICT's EAXPrimeEncoderTest.java: key, cleartext, ciphertext, tag.
+    fn eax_vector_1() -> ([u8; 16], Vec<u8>, Vec<u8>, Vec<u8>) {
         let key: [u8; 16] = hex::decode("01020304050607080102030405060708")
             .unwrap()
             .try_into()
@@ -547,6 +582,12 @@ mod tests {
         .unwrap();
         let ct = hex::decode("4031cc957d4edf9a357f3db0fa9fe838").unwrap();
         let tag = hex::decode("6555c029").unwrap();
+        (key, cleartext, ct, tag)
+    }
+
+    #[test]
+    fn eax_prime_serves_only_the_c1222_key() {
+        let (key, cleartext, ct, tag) = eax_vector_1();
         let store = MemoryKeyStore::new();
         store.insert("m", KeyRole::AnsiC1222, key);
         store.insert("m", KeyRole::DlmsUnicast, key);
@@ -616,6 +657,66 @@ mod tests {
             c.dlms_decrypt(c1222("m"), None, 0x20, &[0; 12], b"x", b""),
             Err(CryptoError::InvalidInput(_))
         ));
+    }
+
+    #[test]
+    fn failed_short_tags_are_rationed_per_instance() {
+        // EAX' vector #1, against a budget of three failures a minute.
+        let (key, cleartext, ct, tag) = eax_vector_1();
+        let store = MemoryKeyStore::new();
+        store.insert("m", KeyRole::AnsiC1222, key);
+        store.insert("m", KeyRole::Mbus, key);
+        store.insert("m", KeyRole::DlmsUnicast, key);
+        let mut c = CryptoCtx::with_budget(Arc::new(store), 3);
+        let c1222 = KeyRef::Stored {
+            meter: "m",
+            role: KeyRole::AnsiC1222,
+        };
+        let mbus = KeyRef::Stored {
+            meter: "m",
+            role: KeyRole::Mbus,
+        };
+        // Successes cost nothing.
+        for _ in 0..10 {
+            assert!(c.eax_prime_decrypt(c1222, &cleartext, &ct, &tag).is_ok());
+        }
+        // A guess at a tag: three failures (two EAX', one 4-byte CMAC) spend the budget, and
+        // a call's end (reset) does not refill it.
+        for guess in 0..2u8 {
+            let mut bad = tag.clone();
+            bad[3] ^= guess + 1;
+            assert_eq!(
+                c.eax_prime_decrypt(c1222, &cleartext, &ct, &bad),
+                Err(CryptoError::AuthenticationFailed)
+            );
+        }
+        c.reset();
+        assert_eq!(
+            c.aes_cmac_verify(mbus, b"guess", &[0; 4]),
+            Err(CryptoError::AuthenticationFailed)
+        );
+        // Now even the right tag is refused, with the reason, until the budget refills.
+        assert!(matches!(
+            c.eax_prime_decrypt(c1222, &cleartext, &ct, &tag),
+            Err(CryptoError::InvalidInput(m)) if m.contains("tag guessing")
+        ));
+        assert!(matches!(
+            c.aes_cmac_verify(mbus, b"guess", &[0; 4]),
+            Err(CryptoError::InvalidInput(_))
+        ));
+        // Long tags are not rationed: an 8-byte CMAC and GCM still answer.
+        assert_eq!(
+            c.aes_cmac_verify(mbus, b"guess", &[0; 8]),
+            Err(CryptoError::AuthenticationFailed)
+        );
+        let dlms = KeyRef::Stored {
+            meter: "m",
+            role: KeyRole::DlmsUnicast,
+        };
+        assert_eq!(
+            c.aes_gcm_decrypt(dlms, &[0; 12], b"", b"", &[0; 12]),
+            Err(CryptoError::AuthenticationFailed)
+        );
     }
 
     #[test]

@@ -4,11 +4,13 @@
 //! operation through [`ami_domain::crypto::Crypto`]; [`CryptoCtx`] resolves the name in a
 //! [`KeyStore`], checks that the role may serve that operation, and runs AES-GCM/GMAC, DLMS
 //! suite 0, AES-CBC, AES-CTR, AES-CMAC, ANSI C12.22's EAX' ([`eax_prime`]) or a key derivation
-//! natively (RustCrypto, constant-time comparisons). No key byte is ever returned. The plugin
+//! natively (RustCrypto, constant-time comparisons). No key byte is ever returned, and failed
+//! verifications of short tags are rationed ([`budget`]) so the host is no tag oracle. The plugin
 //! host exposes it to components; the HES backs [`KeyStore`] with its encrypted store; tests and the CLI use [`MemoryKeyStore`].
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod budget;
 pub mod ctx;
 pub mod eax_prime;
 pub mod keystore;
