@@ -4,7 +4,12 @@
 //! mark only once the bus has stored the whole batch. While the bus is away the forwarder
 //! retries with backoff and the spool fills (up to its bound); when it returns the backlog
 //! goes out in order. A batch re-sent after a lost ack is stored once (JetStream drops the
-//! duplicate ids).
+//! duplicate ids): after a failed publish the forwarder re-sends exactly the messages it sent.
+//!
+//! With [`AdapterConfig::bundle`] above 1 the frames of a batch go out as
+//! [bundles](ami_bus::bundle) of up to that many frames of one protocol (each protocol's frames
+//! in spool order), the bundle named `<adapter>:<spool id>:<first sequence>+<count>`; every
+//! frame inside keeps its own id, so the host's outputs are named after the frame either way.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use ami_bus::trace::TraceContext;
-use ami_bus::{Bus, RawFrame};
+use ami_bus::{Bus, Message, RawFrame, Topology, bundle};
 use tokio::sync::{Notify, watch};
 
 use crate::spool::{Spool, SpoolError, SpoolFrame, SpoolRecord};
@@ -24,6 +29,9 @@ pub struct AdapterConfig {
     pub name: String,
     /// Frames per publish batch.
     pub batch: usize,
+    /// Most frames per message: 1 publishes every frame alone, more bundles a batch's frames
+    /// of one protocol into messages of up to this many frames (and [`BUNDLE_BYTES`]).
+    pub bundle: usize,
     /// Bound of the spool on disk.
     pub spool_bytes: u64,
     /// First and longest wait between retries while the bus is away.
@@ -36,11 +44,15 @@ impl AdapterConfig {
         AdapterConfig {
             name: name.to_owned(),
             batch: 1000,
+            bundle: 1,
             spool_bytes: 1 << 30,
             retry: (Duration::from_millis(100), Duration::from_secs(5)),
         }
     }
 }
+
+/// Most frame bytes in one bundle, well under NATS' default 1 MiB message limit.
+pub const BUNDLE_BYTES: usize = 256 * 1024;
 
 /// Counters of an adapter.
 #[derive(Debug, Default)]
@@ -215,62 +227,129 @@ impl Adapter {
         }
     }
 
+    /// The messages of one batch of spool records: a message per frame, or bundles of up to
+    /// `bundle` frames per protocol; each message with the number of frames it carries.
+    fn messages(
+        &self,
+        spool_id: &str,
+        records: Vec<SpoolRecord>,
+        topology: &Topology,
+    ) -> Vec<(Message, u64)> {
+        let cfg = &self.shared.config;
+        if cfg.bundle <= 1 {
+            return records
+                .into_iter()
+                .map(|r| (self.to_raw(spool_id, r).to_message(topology), 1))
+                .collect();
+        }
+        // Per protocol, in order of first appearance, frames in spool order.
+        let mut groups: Vec<(String, Vec<(u64, RawFrame)>)> = Vec::new();
+        for r in records {
+            let seq = r.seq;
+            let f = self.to_raw(spool_id, r);
+            match groups.iter_mut().find(|(p, _)| *p == f.protocol) {
+                Some((_, g)) => g.push((seq, f)),
+                None => groups.push((f.protocol.clone(), vec![(seq, f)])),
+            }
+        }
+        let mut out = Vec::new();
+        for (_, group) in groups {
+            let mut start = 0;
+            while start < group.len() {
+                let mut end = start;
+                let mut bytes = 0;
+                while end < group.len()
+                    && end - start < cfg.bundle
+                    && (end == start || bytes + group[end].1.data.len() <= BUNDLE_BYTES)
+                {
+                    bytes += group[end].1.data.len();
+                    end += 1;
+                }
+                let part = &group[start..end];
+                let frames: Vec<RawFrame> = part.iter().map(|(_, f)| f.clone()).collect();
+                let first = part.first().map_or(0, |(seq, _)| *seq);
+                let id = format!("{}:{spool_id}:{first}+{}", cfg.name, frames.len());
+                match bundle::to_message(&frames, &id, topology) {
+                    Ok(m) => out.push((m, frames.len() as u64)),
+                    Err(e) => {
+                        // A frame no bundle can carry (a field past its length prefix) goes
+                        // alone, where the headers carry it.
+                        tracing::warn!(adapter = %cfg.name, error = %e, "frames sent one by one");
+                        out.extend(frames.into_iter().map(|f| (f.to_message(topology), 1)));
+                    }
+                }
+                start = end;
+            }
+        }
+        out
+    }
+
     /// Forwards the spool to `bus` until `stop` turns true, then returns once the batch in
     /// flight is settled (stored or left in the spool for next time).
     pub async fn forward(&self, bus: Bus, mut stop: watch::Receiver<bool>) {
         let cfg = &self.shared.config;
         let mut backoff = cfg.retry.0;
+        // A batch whose publish failed: re-sent as it was, so its ids de-duplicate.
+        let mut retry: Option<(Vec<(Message, u64)>, u64)> = None;
         loop {
             if *stop.borrow() {
                 return;
             }
-            let read = {
-                let shared = Arc::clone(&self.shared);
-                let batch = cfg.batch.max(1);
-                tokio::task::spawn_blocking(move || {
-                    let mut s = lock(&shared.spool);
-                    let id = s.id().to_owned();
-                    s.unacked(batch).map(|r| (id, r))
-                })
-                .await
-            };
-            let (spool_id, records) = match read {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => {
-                    tracing::error!(adapter = %cfg.name, error = %e, "cannot read the spool");
-                    sleep_or_stop(&mut stop, backoff).await;
-                    backoff = (backoff * 2).min(cfg.retry.1);
-                    continue;
+            let (msgs, last) = match retry.take() {
+                Some(batch) => batch,
+                None => {
+                    let read = {
+                        let shared = Arc::clone(&self.shared);
+                        let batch = cfg.batch.max(1);
+                        tokio::task::spawn_blocking(move || {
+                            let mut s = lock(&shared.spool);
+                            let id = s.id().to_owned();
+                            s.unacked(batch).map(|r| (id, r))
+                        })
+                        .await
+                    };
+                    let (spool_id, records) = match read {
+                        Ok(Ok(r)) => r,
+                        Ok(Err(e)) => {
+                            tracing::error!(adapter = %cfg.name, error = %e, "cannot read the spool");
+                            sleep_or_stop(&mut stop, backoff).await;
+                            backoff = (backoff * 2).min(cfg.retry.1);
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::error!(adapter = %cfg.name, error = %e, "spool reader failed");
+                            return;
+                        }
+                    };
+                    let Some(last) = records.last().map(|r| r.seq) else {
+                        let appended = self.shared.appended.notified();
+                        tokio::select! {
+                            () = appended => {}
+                            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                            _ = stop.changed() => {}
+                        }
+                        continue;
+                    };
+                    let topology = bus.topology().clone();
+                    (self.messages(&spool_id, records, &topology), last)
                 }
-                Err(e) => {
-                    tracing::error!(adapter = %cfg.name, error = %e, "spool reader failed");
-                    return;
-                }
             };
-            let Some(last) = records.last().map(|r| r.seq) else {
-                let appended = self.shared.appended.notified();
-                tokio::select! {
-                    () = appended => {}
-                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
-                    _ = stop.changed() => {}
-                }
-                continue;
-            };
-            let n = records.len() as u64;
-            let topology = bus.topology().clone();
-            let msgs = records
-                .into_iter()
-                .map(|r| self.to_raw(&spool_id, r).to_message(&topology))
-                .collect();
-            match bus.publish_batch(msgs).await {
+            let n: u64 = msgs.iter().map(|(_, k)| k).sum();
+            let publish: Vec<Message> = msgs.iter().map(|(m, _)| m.clone()).collect();
+            match bus.publish_batch(publish).await {
                 Ok(report) => {
                     let stats = &self.shared.stats;
+                    let duplicate_frames: u64 = report
+                        .duplicate_at
+                        .iter()
+                        .filter_map(|&i| msgs.get(i).map(|(_, k)| *k))
+                        .sum();
                     stats
                         .forwarded
-                        .fetch_add(report.stored as u64, Ordering::Relaxed);
+                        .fetch_add(n - duplicate_frames.min(n), Ordering::Relaxed);
                     stats
                         .duplicates
-                        .fetch_add(report.duplicates as u64, Ordering::Relaxed);
+                        .fetch_add(duplicate_frames, Ordering::Relaxed);
                     stats.connected.store(true, Ordering::Relaxed);
                     backoff = cfg.retry.0;
                     let shared = Arc::clone(&self.shared);
@@ -285,7 +364,7 @@ impl Adapter {
                             tracing::error!(adapter = %cfg.name, error = %e, "spool ack task failed")
                         }
                     }
-                    tracing::debug!(adapter = %cfg.name, frames = n, last, "forwarded");
+                    tracing::debug!(adapter = %cfg.name, frames = n, messages = msgs.len(), last, "forwarded");
                 }
                 Err(e) => {
                     let stats = &self.shared.stats;
@@ -293,6 +372,7 @@ impl Adapter {
                     if stats.connected.swap(false, Ordering::Relaxed) {
                         tracing::warn!(adapter = %cfg.name, error = %e, "bus unreachable; frames stay in the spool");
                     }
+                    retry = Some((msgs, last));
                     sleep_or_stop(&mut stop, backoff).await;
                     backoff = (backoff * 2).min(cfg.retry.1);
                 }

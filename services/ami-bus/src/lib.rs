@@ -4,7 +4,8 @@
 //! of the host on `<root>.readings.<meter>` and `<root>.events.<kind>.<meter>`, commands go down
 //! on `<root>.cmd.<adapter>.<meter>`, and frames that cannot be decoded land on
 //! `<root>.dead.<protocol>.<adapter>` with the reason. [`subjects`] makes every name;
-//! [`envelope`] says what each message holds.
+//! [`envelope`] says what each message holds; a [`bundle`] carries many raw frames of one
+//! protocol and adapter in one message.
 //!
 //! [`Bus`] is either NATS JetStream ([`nats`], production: durable pull consumers shared by
 //! replicas, de-duplication by `Nats-Msg-Id`, explicit acks) or the in-process bus ([`local`],
@@ -12,6 +13,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod bundle;
 pub mod command;
 pub mod envelope;
 pub mod local;
@@ -59,12 +61,14 @@ pub enum BusError {
 }
 
 /// What a publish did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PublishReport {
     /// Messages stored.
     pub stored: usize,
     /// Messages dropped as duplicates of an id already stored.
     pub duplicates: usize,
+    /// Positions in the batch of the messages found duplicates.
+    pub duplicate_at: Vec<usize>,
 }
 
 /// The bus: NATS JetStream or the in-process default.

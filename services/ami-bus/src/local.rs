@@ -141,7 +141,7 @@ impl LocalBus {
     /// Publishes `msgs` in order; waits while a stream is full.
     pub async fn publish_batch(&self, msgs: Vec<Message>) -> Result<PublishReport, BusError> {
         let mut report = PublishReport::default();
-        for msg in msgs {
+        for (at, msg) in msgs.into_iter().enumerate() {
             let kind = self
                 .topology
                 .stream_of(&msg.subject)
@@ -156,6 +156,7 @@ impl LocalBus {
                             && !st.remember(id)
                         {
                             report.duplicates += 1;
+                            report.duplicate_at.push(at);
                             break;
                         }
                         st.log.push_back(msg);

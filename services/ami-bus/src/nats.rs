@@ -86,11 +86,12 @@ fn err(e: impl std::fmt::Display) -> String {
 /// Awaits one publish ack into the report.
 async fn settle(
     report: &mut PublishReport,
-    ack: jetstream::context::PublishAckFuture,
+    (at, ack): (usize, jetstream::context::PublishAckFuture),
 ) -> Result<(), BusError> {
     let ack = ack.await.map_err(|e| BusError::Publish(err(e)))?;
     if ack.duplicate {
         report.duplicates += 1;
+        report.duplicate_at.push(at);
     } else {
         report.stored += 1;
     }
@@ -204,7 +205,7 @@ impl NatsBus {
     pub async fn publish_batch(&self, msgs: Vec<Message>) -> Result<PublishReport, BusError> {
         let mut pending = std::collections::VecDeque::with_capacity(msgs.len());
         let mut report = PublishReport::default();
-        for msg in msgs {
+        for (at, msg) in msgs.into_iter().enumerate() {
             // The context holds back a publish while `max_in_flight` acks are outstanding, and
             // an ack settles only when its future is awaited: take the oldest first, so a
             // batch larger than the window flows instead of waiting on itself.
@@ -225,7 +226,7 @@ impl NatsBus {
                 .send_publish(msg.subject, publish)
                 .await
                 .map_err(|e| BusError::Publish(err(e)))?;
-            pending.push_back(ack);
+            pending.push_back((at, ack));
         }
         for ack in pending {
             settle(&mut report, ack).await?;

@@ -40,6 +40,10 @@ pub struct SimArgs {
     /// The adapter's name: its subjects, its spool directory and its command consumer.
     #[arg(long, default_value = "sim-1")]
     adapter: String,
+    /// Most frames per message to the bus (1: a message per frame; more: bundles of one
+    /// protocol's frames, as a concentrator's adapter sends them).
+    #[arg(long, default_value_t = 64)]
+    bundle: usize,
     /// Simulated seconds per tick (each meter reports once per tick).
     #[arg(long, default_value_t = 900)]
     step_s: u32,
@@ -119,7 +123,11 @@ async fn sim(args: SimArgs, trusted: Vec<VerifyingKey>) -> Result<ExitCode> {
     let fleet = Arc::new(Mutex::new(fleet));
     let bus = args.bus.connect(1).await?;
     let spool_dir = ami_home().join("spool").join(&args.adapter);
-    let adapter = Adapter::open(AdapterConfig::new(&args.adapter), &spool_dir)
+    let adapter_config = AdapterConfig {
+        bundle: args.bundle.max(1),
+        ..AdapterConfig::new(&args.adapter)
+    };
+    let adapter = Adapter::open(adapter_config, &spool_dir)
         .with_context(|| format!("spool {}", spool_dir.display()))?;
     let (stop_tx, stop) = stop_on_signal();
     let mut tasks = Vec::new();

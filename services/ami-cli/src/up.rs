@@ -120,7 +120,12 @@ async fn up(args: UpArgs, paths: &PathArgs) -> Result<ExitCode> {
     }
     let bus = args.bus.connect(200_000).await?;
     let spool_dir = ami_home().join("spool").join("sim-1");
-    let adapter = Adapter::open(AdapterConfig::new("sim-1"), &spool_dir)
+    // The simulated fleet is a concentrator's worth of meters: its frames go bundled.
+    let adapter_config = AdapterConfig {
+        bundle: 64,
+        ..AdapterConfig::new("sim-1")
+    };
+    let adapter = Adapter::open(adapter_config, &spool_dir)
         .with_context(|| format!("spool {}", spool_dir.display()))?;
     let where_bus = match &args.bus.nats_url {
         Some(url) => format!(

@@ -1,10 +1,13 @@
 //! One batch of raw-frame messages into what goes back on the bus: a readings message per
 //! decoded frame, an event message per event, a dead letter per frame that could not be
-//! decoded. Pure apart from the decoder calls, so it runs the same on either bus.
+//! decoded. A message is one frame or a [bundle](ami_bus::bundle) of them; outputs and dead
+//! letters are per frame either way (a bundle that does not parse is one dead letter). Pure
+//! apart from the decoder calls, so it runs the same on either bus.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use ami_bus::bundle;
 use ami_bus::envelope::{DeadKind, dead_letter};
 use ami_bus::trace::TraceContext;
 use ami_bus::{EventMessage, Message, RawFrame, ReadingsMessage, Topology, WireReading};
@@ -34,6 +37,9 @@ fn frame_trace(f: &RawFrame, meter: &str, plugin: &str) -> Option<String> {
 pub struct BatchOutput {
     /// Messages to publish (readings, events, dead letters), in frame order.
     pub messages: Vec<Message>,
+    /// Frames the batch's messages carried (a bundle counts its frames, a message that does
+    /// not read counts one).
+    pub frames: u64,
     /// Frames decoded.
     pub decoded: u64,
     /// Readings made.
@@ -61,35 +67,46 @@ fn plugin_label(p: &Plugin) -> String {
     format!("{}@{}", p.manifest().name, p.manifest().version)
 }
 
-/// Decodes `batch` (raw-frame messages) with the installed decoders, `chunk` frames per call.
+/// Decodes `batch` (raw-frame messages, plain or bundles) with the installed decoders,
+/// `chunk` frames per call.
 pub fn decode_batch(
     host: &Host,
     topology: &Topology,
     batch: &[Message],
     chunk: usize,
 ) -> BatchOutput {
-    let mut outcomes: Vec<Option<Outcome>> = (0..batch.len()).map(|_| None).collect();
-    let mut frames: Vec<Option<RawFrame>> = Vec::with_capacity(batch.len());
-    // Group the frames by protocol, keeping their positions.
-    let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
-    for (i, msg) in batch.iter().enumerate() {
-        match RawFrame::from_message(msg) {
-            Ok(f) => {
-                groups.entry(f.protocol.clone()).or_default().push(i);
-                frames.push(Some(f));
+    let mut out = BatchOutput::default();
+    // Every frame of the batch, in order; a message that does not read is a dead letter here.
+    let mut frames: Vec<RawFrame> = Vec::with_capacity(batch.len());
+    // The message of each frame sent alone (its dead letter keeps that message as it came).
+    let mut alone: Vec<Option<&Message>> = Vec::with_capacity(batch.len());
+    for msg in batch {
+        match bundle::frames_of(msg) {
+            Ok(fs) => {
+                let plain = !bundle::is_bundle(msg);
+                alone.extend(std::iter::repeat_n(plain.then_some(msg), fs.len()));
+                frames.extend(fs);
             }
             Err(e) => {
-                outcomes[i] = Some(Outcome::Dead {
-                    kind: DeadKind::Envelope,
-                    reason: e.to_string(),
-                    plugin: None,
-                });
-                frames.push(None);
+                out.dead += 1;
+                out.messages.push(dead_letter(
+                    topology,
+                    msg,
+                    DeadKind::Envelope,
+                    &e.to_string(),
+                    None,
+                ));
             }
         }
     }
+    let mut outcomes: Vec<Option<Outcome>> = (0..frames.len()).map(|_| None).collect();
+    // Group the frames by protocol, keeping their positions.
+    let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, f) in frames.iter().enumerate() {
+        groups.entry(f.protocol.as_str()).or_default().push(i);
+    }
     for (protocol, idx) in groups {
-        let Some(plugin) = host.decoder_for(&protocol) else {
+        let Some(plugin) = host.decoder_for(protocol) else {
             for i in idx {
                 outcomes[i] = Some(Outcome::Dead {
                     kind: DeadKind::NoDecoder,
@@ -101,22 +118,25 @@ pub fn decode_batch(
         };
         decode_group(&plugin, &frames, &idx, chunk, &mut outcomes);
     }
-    let mut out = BatchOutput::default();
-    for (i, msg) in batch.iter().enumerate() {
-        let outcome = outcomes[i].take().unwrap_or(Outcome::Dead {
+    // Each message that did not read counts as one frame (it is one dead letter).
+    out.frames = frames.len() as u64 + out.dead;
+    for ((f, outcome), original) in frames.iter().zip(outcomes).zip(alone) {
+        let outcome = outcome.unwrap_or(Outcome::Dead {
             kind: DeadKind::Decode,
             reason: "no result for the frame".into(),
             plugin: None,
         });
-        let frame = frames[i].as_ref();
-        match (outcome, frame) {
-            (Outcome::Decoded { plugin, decoded }, Some(f)) => {
+        // A dead letter holds the frame alone, under its own id, even when it came bundled.
+        let dead = |kind, reason: &str, plugin: Option<&str>| match original {
+            Some(msg) => dead_letter(topology, msg, kind, reason, plugin),
+            None => dead_letter(topology, &f.to_message(topology), kind, reason, plugin),
+        };
+        match outcome {
+            Outcome::Decoded { plugin, decoded } => {
                 let meter = decoded.meter.clone().or_else(|| f.meter_hint.clone());
                 let Some(meter) = meter.filter(|m| !m.is_empty()) else {
                     out.dead += 1;
-                    out.messages.push(dead_letter(
-                        topology,
-                        msg,
+                    out.messages.push(dead(
                         DeadKind::NoMeter,
                         "the frame names no meter and the adapter gave none",
                         Some(&plugin),
@@ -152,27 +172,13 @@ pub fn decode_batch(
                         ));
                 }
             }
-            (
-                Outcome::Dead {
-                    kind,
-                    reason,
-                    plugin,
-                },
-                _,
-            ) => {
+            Outcome::Dead {
+                kind,
+                reason,
+                plugin,
+            } => {
                 out.dead += 1;
-                out.messages
-                    .push(dead_letter(topology, msg, kind, &reason, plugin.as_deref()));
-            }
-            (Outcome::Decoded { plugin, .. }, None) => {
-                out.dead += 1;
-                out.messages.push(dead_letter(
-                    topology,
-                    msg,
-                    DeadKind::Envelope,
-                    "decoded without an envelope",
-                    Some(&plugin),
-                ));
+                out.messages.push(dead(kind, &reason, plugin.as_deref()));
             }
         }
     }
@@ -181,7 +187,7 @@ pub fn decode_batch(
 
 fn decode_group(
     plugin: &Arc<Plugin>,
-    frames: &[Option<RawFrame>],
+    frames: &[RawFrame],
     idx: &[usize],
     chunk: usize,
     outcomes: &mut [Option<Outcome>],
@@ -190,7 +196,7 @@ fn decode_group(
     for part in idx.chunks(chunk.max(1)) {
         let input: Vec<InputFrame<'_>> = part
             .iter()
-            .filter_map(|&i| frames.get(i).and_then(Option::as_ref))
+            .filter_map(|&i| frames.get(i))
             .map(|f| InputFrame {
                 data: &f.data,
                 received_at_ms: f.received_at_ms,

@@ -51,7 +51,7 @@ impl Default for IngestConfig {
 /// Counters of one ingest replica; `*_ns` are time spent per stage.
 #[derive(Debug, Default)]
 pub struct IngestStats {
-    /// Raw frames fetched.
+    /// Raw frames fetched (a bundle counts its frames).
     pub frames: AtomicU64,
     /// Frames decoded.
     pub decoded: AtomicU64,
@@ -197,9 +197,6 @@ impl Ingest {
         deliveries: Vec<ami_bus::Delivery>,
     ) -> Option<(BatchOutput, Vec<AckHandle>)> {
         let stats = &self.stats;
-        stats
-            .frames
-            .fetch_add(deliveries.len() as u64, Ordering::Relaxed);
         let redelivered = deliveries.iter().filter(|d| d.delivered > 1).count();
         stats
             .redelivered
@@ -214,7 +211,10 @@ impl Ingest {
             tokio::task::spawn_blocking(move || decode_batch(&host, &topology, &msgs, chunk)).await;
         add_elapsed(&stats.decode_ns, t);
         match decoded {
-            Ok(o) => Some((o, ackers)),
+            Ok(o) => {
+                stats.frames.fetch_add(o.frames, Ordering::Relaxed);
+                Some((o, ackers))
+            }
             Err(e) => {
                 // The decode thread panicked: leave the frames unacked, they come back after
                 // the ack wait (and a poison frame is isolated by the sandbox on the retry).

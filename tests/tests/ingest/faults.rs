@@ -7,13 +7,21 @@ use ami_e2e::nats::PrivateNats;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn integration_ingest_nats_restart_mid_stream_loses_nothing() {
+    restart_mid_stream(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integration_ingest_nats_restart_mid_stream_with_bundles_loses_nothing() {
+    restart_mid_stream(16).await;
+}
+
+async fn restart_mid_stream(bundle: usize) {
     let mut server = PrivateNats::start();
     let dir = tempfile::tempdir().unwrap();
     let host = dsmr_host(dir.path());
     let nats = nats_bus(&server.url(), "restart").await;
     let bus = Bus::Nats(nats.clone());
-    let adapter =
-        Adapter::open(AdapterConfig::new("p1-restart"), &dir.path().join("spool")).unwrap();
+    let adapter = adapter("p1-restart", &dir.path().join("spool"), bundle);
     let (frames, expected_readings) = telegrams(50, 8);
     let n = frames.len();
     let (first, second) = frames.split_at(n / 2);
@@ -46,14 +54,22 @@ async fn integration_ingest_nats_restart_mid_stream_loses_nothing() {
     assert_eq!(c.messages, n, "no frame stored twice");
     assert_eq!(c.readings, expected_readings);
     assert_eq!(adapter.pending(), 0);
-    assert_eq!(
-        nats.stream_messages(StreamKind::Raw).await.unwrap(),
-        n as u64
-    );
+    let messages = nats.stream_messages(StreamKind::Raw).await.unwrap() as usize;
+    let checker = raw_checker(&bus).await;
+    assert_eq!(raw_frames_stored(&checker, messages).await, (n, messages));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn integration_ingest_adapter_cut_off_and_restarted_loses_nothing() {
+    cut_off_and_restarted(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integration_ingest_adapter_with_bundles_cut_off_and_restarted_loses_nothing() {
+    cut_off_and_restarted(16).await;
+}
+
+async fn cut_off_and_restarted(bundle: usize) {
     let mut server = PrivateNats::start();
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("spool");
@@ -72,7 +88,7 @@ async fn integration_ingest_adapter_cut_off_and_restarted_loses_nothing() {
             .await
             .unwrap(),
     );
-    let adapter = Adapter::open(AdapterConfig::new("p1-cut"), &spool).unwrap();
+    let adapter = adapter("p1-cut", &spool, bundle);
     let (stop_fwd, rx) = watch::channel(false);
     let fwd = {
         let (ad, bus) = (adapter.clone(), adapter_bus.clone());
@@ -97,7 +113,7 @@ async fn integration_ingest_adapter_cut_off_and_restarted_loses_nothing() {
         .unwrap()
         .unwrap();
     drop(adapter);
-    let adapter = Adapter::open(AdapterConfig::new("p1-cut"), &spool).unwrap();
+    let adapter = super::adapter("p1-cut", &spool, bundle);
     assert_eq!(
         adapter.pending(),
         b.len() as u64,
@@ -120,8 +136,7 @@ async fn integration_ingest_adapter_cut_off_and_restarted_loses_nothing() {
     assert_eq!(checked.messages, n, "no frame stored twice");
     assert_eq!(checked.readings, expected_readings);
     assert_eq!(adapter.pending(), 0);
-    assert_eq!(
-        nats.stream_messages(StreamKind::Raw).await.unwrap(),
-        n as u64
-    );
+    let messages = nats.stream_messages(StreamKind::Raw).await.unwrap() as usize;
+    let checker = raw_checker(&host_bus).await;
+    assert_eq!(raw_frames_stored(&checker, messages).await, (n, messages));
 }

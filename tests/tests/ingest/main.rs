@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use ami_adapter::{Adapter, AdapterConfig, SpoolFrame};
 use ami_bus::{
-    Bus, ConsumerSettings, Delivery, LocalBus, NatsBus, ReadingsMessage, StreamKind,
+    Bus, Consumer, ConsumerSettings, Delivery, LocalBus, NatsBus, ReadingsMessage, StreamKind,
     StreamSettings, Topology, header,
 };
 use ami_e2e::nats::unique_root;
@@ -185,6 +185,53 @@ fn check_readings(deliveries: &[Delivery]) -> ReadingsCheck {
         c.frames.insert(m.frame);
     }
     c
+}
+
+/// An adapter sending up to `bundle` frames per message.
+fn adapter(name: &str, dir: &std::path::Path, bundle: usize) -> Adapter {
+    Adapter::open(
+        AdapterConfig {
+            bundle,
+            ..AdapterConfig::new(name)
+        },
+        dir,
+    )
+    .expect("open adapter")
+}
+
+/// A consumer of the whole raw stream, made before the frames flow: it keeps them on the
+/// in-process bus (which forgets what every consumer has read), and reads them on NATS.
+async fn raw_checker(bus: &Bus) -> Consumer {
+    bus.consumer(
+        StreamKind::Raw,
+        &ConsumerSettings::new(&format!("check-raw-{}", unique_root(""))),
+    )
+    .await
+    .expect("raw check consumer")
+}
+
+/// The frames `checker` reads off the raw stream (a bundle counts its frames), each id once,
+/// and how many messages carried them: proof that nothing was stored twice upstream of the
+/// host.
+async fn raw_frames_stored(checker: &Consumer, messages: usize) -> (usize, usize) {
+    let mut ids = HashSet::new();
+    let mut read = 0;
+    let mut idle = 0;
+    while read < messages && idle < 10 {
+        let got = checker
+            .fetch(1000, Duration::from_millis(300))
+            .await
+            .expect("fetch raw");
+        idle = if got.is_empty() { idle + 1 } else { 0 };
+        for d in got {
+            read += 1;
+            for f in ami_bus::bundle::frames_of(&d.message).expect("raw message reads") {
+                assert!(ids.insert(f.id.clone()), "frame {} stored twice", f.id);
+            }
+            d.ack().await.expect("ack");
+        }
+    }
+    (ids.len(), read)
 }
 
 /// Waits until `f` holds or `timeout` passes.

@@ -2,12 +2,13 @@
 
 use super::*;
 
-async fn run_exact(bus: Bus, replicas: usize, meters: usize, ticks: usize) {
+async fn run_exact(bus: Bus, replicas: usize, meters: usize, ticks: usize, bundle: usize) {
     let dir = tempfile::tempdir().unwrap();
     let host = dsmr_host(dir.path());
-    let adapter = Adapter::open(AdapterConfig::new("p1-test"), &dir.path().join("spool")).unwrap();
+    let adapter = adapter("p1-test", &dir.path().join("spool"), bundle);
     let (frames, expected_readings) = telegrams(meters, ticks);
     let n = frames.len();
+    let checker = raw_checker(&bus).await;
     let running = start(&bus, &adapter, &host, replicas);
     for chunk in frames.chunks(97) {
         adapter.accept(chunk.to_vec()).unwrap();
@@ -54,36 +55,57 @@ async fn run_exact(bus: Bus, replicas: usize, meters: usize, ticks: usize) {
             .await
             .is_empty()
     );
+    let (stored, messages) = raw_frames_stored(&checker, n).await;
+    assert_eq!(stored, n, "the raw stream holds every frame once");
+    if bundle > 1 {
+        assert!(
+            messages < n && messages >= n.div_ceil(bundle),
+            "{n} frames went in {messages} bundles of up to {bundle}"
+        );
+    } else {
+        assert_eq!(messages, n, "a message per frame");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn integration_ingest_nats_exact_counts() {
     let bus = nats_bus(&ami_e2e::nats::shared_url(), "exact").await;
-    run_exact(Bus::Nats(bus.clone()), 1, 40, 10).await;
+    run_exact(Bus::Nats(bus.clone()), 1, 40, 10, 1).await;
     assert_eq!(bus.stream_messages(StreamKind::Raw).await.unwrap(), 400);
+    bus.delete_streams().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integration_ingest_nats_bundles_exact_counts() {
+    let bus = nats_bus(&ami_e2e::nats::shared_url(), "bundles").await;
+    run_exact(Bus::Nats(bus.clone()), 2, 60, 10, 16).await;
     bus.delete_streams().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn integration_ingest_nats_two_replicas_share_the_work() {
     let bus = nats_bus(&ami_e2e::nats::shared_url(), "replicas").await;
-    run_exact(Bus::Nats(bus.clone()), 2, 100, 12).await;
+    run_exact(Bus::Nats(bus.clone()), 2, 100, 12, 1).await;
     bus.delete_streams().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn integration_ingest_local_bus_exact_counts() {
     // Six batches of 200: more than one replica can hold in flight, so both take frames.
-    run_exact(local_bus("local"), 2, 60, 20).await;
+    run_exact(local_bus("local"), 2, 60, 20, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integration_ingest_local_bus_bundles_exact_counts() {
+    run_exact(local_bus("local-bundles"), 1, 60, 10, 32).await;
 }
 
 /// Frames that cannot be decoded land in dead letters with their reason and the plugin's
 /// version, while good frames around them are decoded.
-async fn run_poison(bus: Bus) {
+async fn run_poison(bus: Bus, bundle: usize) {
     let dir = tempfile::tempdir().unwrap();
     let host = dsmr_host(dir.path());
-    let adapter =
-        Adapter::open(AdapterConfig::new("p1-poison"), &dir.path().join("spool")).unwrap();
+    let adapter = adapter("p1-poison", &dir.path().join("spool"), bundle);
     let (good, _) = telegrams(20, 3);
     let mut bad_crc = good[0].clone();
     let mut text = String::from_utf8(bad_crc.data.to_vec()).unwrap();
@@ -142,21 +164,34 @@ async fn run_poison(bus: Bus) {
             .is_some_and(|p| p.starts_with("dsmr@")),
         "plugin version named"
     );
-    // The frame itself is kept, byte for byte.
+    // The frame itself is kept, byte for byte, alone under its own id (even out of a bundle).
+    let garbage = dead
+        .iter()
+        .find(|d| d.message.payload.as_ref() == b"\x00\xffnot a telegram")
+        .expect("the garbage frame's dead letter");
+    let id = garbage.message.msg_id().unwrap();
     assert!(
-        dead.iter()
-            .any(|d| d.message.payload.as_ref() == b"\x00\xffnot a telegram")
+        id.starts_with("p1-poison:") && id.ends_with(":dead") && !id.contains('+'),
+        "{id}"
     );
+    assert!(garbage.message.headers.get("Ami-Bundle").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn integration_ingest_nats_poison_frames_to_dead_letters() {
     let bus = nats_bus(&ami_e2e::nats::shared_url(), "poison").await;
-    run_poison(Bus::Nats(bus.clone())).await;
+    run_poison(Bus::Nats(bus.clone()), 1).await;
+    bus.delete_streams().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integration_ingest_nats_poison_frames_in_bundles_to_dead_letters() {
+    let bus = nats_bus(&ami_e2e::nats::shared_url(), "poison-bundles").await;
+    run_poison(Bus::Nats(bus.clone()), 8).await;
     bus.delete_streams().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn integration_ingest_local_poison_frames_to_dead_letters() {
-    run_poison(local_bus("poison")).await;
+    run_poison(local_bus("poison"), 1).await;
 }

@@ -36,6 +36,10 @@ struct Cli {
     /// Subject root.
     #[arg(long, env = "AMI_ROOT", default_value = "ami")]
     root: String,
+    /// Most frames per message to the bus: 1 sends each frame alone; more bundles a
+    /// concentrator's burst of one protocol's frames (see `ami_bus::bundle`).
+    #[arg(long, env = "AMI_BUNDLE", default_value_t = 1)]
+    bundle: usize,
     /// Create (or update) the JetStream streams at start.
     #[arg(long, env = "AMI_ENSURE_STREAMS")]
     ensure_streams: bool,
@@ -53,7 +57,11 @@ async fn main() -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&cli.config)
         .with_context(|| format!("reading {}", cli.config.display()))?;
     let cfg = BridgeConfig::from_toml(&text)?;
-    let adapter = Adapter::open(AdapterConfig::new(&cli.name), &cli.spool)
+    let adapter_config = AdapterConfig {
+        bundle: cli.bundle.max(1),
+        ..AdapterConfig::new(&cli.name)
+    };
+    let adapter = Adapter::open(adapter_config, &cli.spool)
         .with_context(|| format!("opening the spool in {}", cli.spool.display()))?;
     let nats = NatsBus::connect(&cli.nats, Topology::new(&cli.root), 1000).await?;
     if cli.ensure_streams {

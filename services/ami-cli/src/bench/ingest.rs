@@ -41,6 +41,10 @@ pub struct IngestBenchArgs {
     /// Frames per batch: adapter publish, host fetch.
     #[arg(long, default_value_t = 1000)]
     batch: usize,
+    /// Most frames per message from the adapter (1: every frame alone; more: bundles of one
+    /// protocol's frames, as a concentrator's adapter sends them).
+    #[arg(long, default_value_t = 64)]
+    bundle: usize,
     /// Host replicas (tasks in this process sharing the durable consumer).
     #[arg(long, default_value_t = 1)]
     replicas: usize,
@@ -52,8 +56,13 @@ fn rate(n: usize, d: Duration) -> f64 {
 
 /// Runs `ami bench ingest`.
 pub fn run(args: IngestBenchArgs, paths: &PathArgs) -> Result<ExitCode> {
-    if args.frames == 0 || args.meters == 0 || args.batch == 0 || args.replicas == 0 {
-        bail!("--frames, --meters, --batch and --replicas must be above zero");
+    if args.frames == 0
+        || args.meters == 0
+        || args.batch == 0
+        || args.replicas == 0
+        || args.bundle == 0
+    {
+        bail!("--frames, --meters, --batch, --bundle and --replicas must be above zero");
     }
     runtime()?.block_on(bench(args, paths))
 }
@@ -106,23 +115,21 @@ async fn bench(args: IngestBenchArgs, paths: &PathArgs) -> Result<ExitCode> {
         NatsBus::connect(&args.nats_url, Topology::new(&format!("{root}raw")), 4096).await?;
     raw_bus.ensure_streams(&StreamSettings::default()).await?;
     let topo = raw_bus.topology().clone();
-    let msgs: Vec<Message> = frames
+    let raw_frames: Vec<RawFrame> = frames
         .iter()
         .enumerate()
-        .map(|(i, f)| {
-            RawFrame {
-                id: format!("raw:{i}"),
-                protocol: f.protocol.clone(),
-                adapter: "bench".into(),
-                meter_hint: None,
-                received_at_ms: f.received_at_ms,
-                traceparent: None,
-                rssi_dbm: None,
-                data: f.data.clone(),
-            }
-            .to_message(&topo)
+        .map(|(i, f)| RawFrame {
+            id: format!("raw:{i}"),
+            protocol: f.protocol.clone(),
+            adapter: "bench".into(),
+            meter_hint: None,
+            received_at_ms: f.received_at_ms,
+            traceparent: None,
+            rssi_dbm: None,
+            data: f.data.clone(),
         })
         .collect();
+    let msgs: Vec<Message> = raw_frames.iter().map(|f| f.to_message(&topo)).collect();
     let t = Instant::now();
     for chunk in msgs.chunks(args.batch) {
         raw_bus.publish_batch(chunk.to_vec()).await?;
@@ -146,6 +153,47 @@ async fn bench(args: IngestBenchArgs, paths: &PathArgs) -> Result<ExitCode> {
     let raw_consume = t.elapsed();
     raw_bus.delete_streams().await?;
 
+    // 1b. The same frames in the adapter's bundles: what the broker does per frame once it
+    //     carries them bundled.
+    let bundled_bus =
+        NatsBus::connect(&args.nats_url, Topology::new(&format!("{root}rawb")), 4096).await?;
+    bundled_bus
+        .ensure_streams(&StreamSettings::default())
+        .await?;
+    let rounds = bundled(&raw_frames, args.batch, args.bundle, bundled_bus.topology())?;
+    let t = Instant::now();
+    for round in &rounds {
+        bundled_bus.publish_batch(round.clone()).await?;
+    }
+    let bundled_publish = t.elapsed();
+    let consumer = bundled_bus
+        .consumer(StreamKind::Raw, &ConsumerSettings::new("bench-rawb"))
+        .await?;
+    let bundle_msgs: usize = rounds.iter().map(Vec::len).sum();
+    let t = Instant::now();
+    let (mut got, mut got_frames) = (0, 0);
+    while got < bundle_msgs {
+        let batch = consumer
+            .fetch(
+                args.batch.div_ceil(args.bundle).max(8),
+                Duration::from_secs(2),
+            )
+            .await?;
+        if batch.is_empty() {
+            bail!("bundled raw consume stalled at {got} of {bundle_msgs} messages");
+        }
+        got += batch.len();
+        for d in batch {
+            got_frames += ami_bus::bundle::frames_of(&d.message)?.len();
+            d.ack().await?;
+        }
+    }
+    let bundled_consume = t.elapsed();
+    if got_frames != n {
+        bail!("bundled raw consume read {got_frames} frames of {n}");
+    }
+    bundled_bus.delete_streams().await?;
+
     // 2. End to end: adapter spool -> NATS -> host -> readings on NATS.
     let nats = NatsBus::connect(&args.nats_url, Topology::new(&format!("{root}e2e")), 4096).await?;
     nats.ensure_streams(&StreamSettings::default()).await?;
@@ -154,6 +202,7 @@ async fn bench(args: IngestBenchArgs, paths: &PathArgs) -> Result<ExitCode> {
     let adapter = Adapter::open(
         AdapterConfig {
             batch: args.batch,
+            bundle: args.bundle,
             ..AdapterConfig::new("bench")
         },
         spool.path(),
@@ -177,7 +226,8 @@ async fn bench(args: IngestBenchArgs, paths: &PathArgs) -> Result<ExitCode> {
             Arc::clone(&host),
             IngestConfig {
                 durable: "bench-host".into(),
-                batch: args.batch,
+                // Messages per fetch: about `batch` frames once they come bundled.
+                batch: args.batch.div_ceil(args.bundle).max(8),
                 ..IngestConfig::default()
             },
         );
@@ -215,7 +265,7 @@ async fn bench(args: IngestBenchArgs, paths: &PathArgs) -> Result<ExitCode> {
     nats.delete_streams().await?;
 
     // 3. The broker's ceiling: the NATS work of end to end without the host's.
-    let relay = relay(&args, &root, &msgs, &outputs).await?;
+    let relay = relay(&args, &root, &raw_frames, &outputs).await?;
 
     let sum = |f: fn(&ami_ingest::IngestStats) -> u64| stats.iter().map(|s| f(s)).sum::<u64>();
     let readings = sum(|s| s.readings.load(Ordering::Relaxed));
@@ -237,6 +287,17 @@ async fn bench(args: IngestBenchArgs, paths: &PathArgs) -> Result<ExitCode> {
         rate(n, raw_consume)
     );
     println!(
+        "| raw JetStream publish, the same frames in bundles of up to {} | {n} | {:.2} | {:.0} | |",
+        args.bundle,
+        bundled_publish.as_secs_f64(),
+        rate(n, bundled_publish)
+    );
+    println!(
+        "| raw JetStream pull consume of those bundles | {n} | {:.2} | {:.0} | |",
+        bundled_consume.as_secs_f64(),
+        rate(n, bundled_consume)
+    );
+    println!(
         "| NATS alone: publish while a consumer relays each frame's readings message, then acks (no decoding) | {n} | {:.2} | {:.0} | |",
         relay.as_secs_f64(),
         rate(n, relay)
@@ -247,7 +308,8 @@ async fn bench(args: IngestBenchArgs, paths: &PathArgs) -> Result<ExitCode> {
         rate(n, spool_append)
     );
     println!(
-        "| **end to end**: spool -> NATS -> host ({} replica{}) -> readings on NATS | {n} | {:.2} | {:.0} | {:.0} |",
+        "| **end to end**: spool -> NATS (bundles of up to {}) -> host ({} replica{}) -> readings on NATS | {n} | {:.2} | {:.0} | {:.0} |",
+        args.bundle,
         args.replicas,
         if args.replicas == 1 { "" } else { "s" },
         e2e.as_secs_f64(),
@@ -257,7 +319,7 @@ async fn bench(args: IngestBenchArgs, paths: &PathArgs) -> Result<ExitCode> {
     let slower_raw = rate(n, raw_publish).min(rate(n, raw_consume));
     println!();
     println!(
-        "end to end / slower raw path (min of publish, consume) = {:.2}; frames decoded {decoded}, readings {readings}, readings messages stored {readings_msgs}, dead letters {dead_msgs}",
+        "end to end / slower raw path, a message per frame (min of publish, consume) = {:.2}; frames decoded {decoded}, readings {readings}, readings messages stored {readings_msgs}, dead letters {dead_msgs}",
         rate(n, e2e) / slower_raw
     );
     println!(
@@ -316,14 +378,49 @@ async fn read_back(nats: &NatsBus, count: u64, batch: usize) -> Result<Vec<Optio
     Ok((first..=last).map(|seq| by_seq.remove(&seq)).collect())
 }
 
-/// The raw frames published in batches by one task while one pull consumer relays, for each
-/// frame, the readings message end to end made of it (same subject, headers and payload, on
-/// fresh streams) and acks the frame once its batch of outputs is stored: the broker's work of
-/// end to end with no decoding. Returns the time until every frame is relayed.
+/// The frames of each publish round as the adapter sends them: each `batch` of frames split
+/// per protocol (in order of first appearance) into bundles of up to `bundle` frames, or a
+/// message per frame when `bundle` is 1.
+fn bundled(
+    frames: &[RawFrame],
+    batch: usize,
+    bundle: usize,
+    topology: &Topology,
+) -> Result<Vec<Vec<Message>>> {
+    let mut rounds = Vec::new();
+    for chunk in frames.chunks(batch.max(1)) {
+        if bundle <= 1 {
+            rounds.push(chunk.iter().map(|f| f.to_message(topology)).collect());
+            continue;
+        }
+        let mut groups: Vec<(&str, Vec<RawFrame>)> = Vec::new();
+        for f in chunk {
+            match groups.iter_mut().find(|(p, _)| *p == f.protocol) {
+                Some((_, g)) => g.push(f.clone()),
+                None => groups.push((f.protocol.as_str(), vec![f.clone()])),
+            }
+        }
+        let mut round = Vec::new();
+        for (_, g) in groups {
+            for part in g.chunks(bundle) {
+                let id = format!("{}+{}", part[0].id, part.len());
+                round.push(ami_bus::bundle::to_message(part, &id, topology)?);
+            }
+        }
+        rounds.push(round);
+    }
+    Ok(rounds)
+}
+
+/// The raw frames published as end to end sends them (bundled alike) by one task while one
+/// pull consumer relays, for each frame, the readings message end to end made of it (same
+/// subject, headers and payload, on fresh streams) and acks the message once its batch of
+/// outputs is stored: the broker's work of end to end with no decoding. Returns the time
+/// until every frame is relayed.
 async fn relay(
     args: &IngestBenchArgs,
     root: &str,
-    raw: &[Message],
+    raw: &[RawFrame],
     outputs: &[Option<Message>],
 ) -> Result<Duration> {
     let bus =
@@ -334,12 +431,7 @@ async fn relay(
     let consumer = bus
         .consumer(StreamKind::Raw, &ConsumerSettings::new("bench-relay"))
         .await?;
-    // The raw frames under this run's names (ids `raw:<i>`), and each one's readings message.
-    let topo = bus.topology().clone();
-    let frames = raw
-        .iter()
-        .map(|m| Ok(RawFrame::from_message(m)?.to_message(&topo)))
-        .collect::<Result<Vec<Message>, ami_bus::envelope::EnvelopeError>>()?;
+    let rounds = bundled(raw, args.batch, args.bundle, bus.topology())?;
     let outputs: Vec<Option<Message>> = outputs
         .iter()
         .map(|m| {
@@ -352,29 +444,32 @@ async fn relay(
         .collect();
     let t = Instant::now();
     let publisher = {
-        let (bus, batch) = (bus.clone(), args.batch);
+        let bus = bus.clone();
         tokio::spawn(async move {
-            for chunk in frames.chunks(batch) {
-                bus.publish_batch(chunk.to_vec()).await?;
+            for round in rounds {
+                bus.publish_batch(round).await?;
             }
             Ok::<_, ami_bus::BusError>(())
         })
     };
+    let fetch = args.batch.div_ceil(args.bundle).max(8);
     let mut relayed = 0;
     while relayed < raw.len() {
-        let batch = consumer.fetch(args.batch, Duration::from_secs(5)).await?;
+        let batch = consumer.fetch(fetch, Duration::from_secs(5)).await?;
         if batch.is_empty() {
             bail!("relay stalled at {relayed} of {}", raw.len());
         }
-        let out: Vec<Message> = batch
-            .iter()
-            .filter_map(|d| {
-                let i: usize = d.message.msg_id()?.strip_prefix("raw:")?.parse().ok()?;
-                outputs.get(i)?.clone()
-            })
-            .collect();
+        let mut out = Vec::new();
+        for d in &batch {
+            for f in ami_bus::bundle::frames_of(&d.message)? {
+                relayed += 1;
+                let i: Option<usize> = f.id.strip_prefix("raw:").and_then(|i| i.parse().ok());
+                if let Some(m) = i.and_then(|i| outputs.get(i)).and_then(Option::as_ref) {
+                    out.push(m.clone());
+                }
+            }
+        }
         bus.publish_batch(out).await?;
-        relayed += batch.len();
         for d in batch {
             d.ack().await?;
         }
