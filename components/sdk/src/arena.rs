@@ -14,8 +14,10 @@
 //!   (it never reads or writes the memory), so it is tested natively over any region.
 //! - [`Arena`] holds up to [`MAX_CHUNKS`] chunks, each a [`Bump`] over a block taken from
 //!   [`System`] (first [`FIRST_CHUNK`] bytes, each next one twice the last, [`MAX_TOTAL`] bytes
-//!   in all). It allocates from the current chunk; when that is full it moves to a chunk with no
-//!   live allocation, else takes a new chunk, else falls back to [`System`].
+//!   in all). It allocates from the current chunk; when that is full it moves to a larger chunk
+//!   with no live allocation, else takes a new chunk twice the largest, else any chunk with no
+//!   live allocation, else falls back to [`System`]. So the chunks grow until one holds a whole
+//!   call, and the calls after it stay in that chunk.
 //! - `dealloc` and `realloc` find the owner of a pointer by address range: a chunk's range, else
 //!   the system allocator's.
 //!
@@ -231,8 +233,8 @@ impl Arena {
         self.chunks().iter().position(|c| c.owns(addr))
     }
 
-    /// Allocates `layout` from the current chunk, else another chunk with nothing live, else a
-    /// new chunk, else the system allocator.
+    /// Allocates `layout` from the current chunk, else a larger chunk with nothing live, else a
+    /// new chunk, else any chunk with nothing live, else the system allocator.
     ///
     /// # Safety
     ///
@@ -267,37 +269,56 @@ impl Arena {
     #[inline(never)]
     unsafe fn alloc_slow(&mut self, layout: Layout) -> *mut u8 {
         let (size, align) = (layout.size(), layout.align());
-        // A chunk with nothing live is empty (its top is back at 0).
-        let count = self.count;
-        for (i, c) in self.chunks.iter_mut().enumerate().take(count) {
-            if c.live() == 0
-                && let Some(addr) = c.alloc(size, align)
-            {
-                self.current = i;
-                return self.pointer(i, addr);
-            }
+        // A chunk with nothing live is empty (its top is back at 0). Moving on goes to a larger
+        // chunk, made if need be, so the chunks grow until one holds a whole call.
+        let current = self.chunks.get(self.current).map_or(0, Bump::capacity);
+        if let Some(i) = self.largest_empty()
+            && self.chunks.get(i).is_some_and(|c| c.capacity() > current)
+            && let Some(addr) = self.chunks.get_mut(i).and_then(|c| c.alloc(size, align))
+        {
+            self.current = i;
+            return self.pointer(i, addr);
         }
         if let Some(addr) = self.grow(size, align) {
             return self.pointer(self.current, addr);
+        }
+        // No room for a new chunk: any empty chunk that fits.
+        if let Some(i) = self.largest_empty()
+            && let Some(addr) = self.chunks.get_mut(i).and_then(|c| c.alloc(size, align))
+        {
+            self.current = i;
+            return self.pointer(i, addr);
         }
         self.fallbacks = self.fallbacks.wrapping_add(1);
         // SAFETY: the caller's layout, passed on.
         unsafe { System.alloc(layout) }
     }
 
-    /// Takes a new chunk big enough for `size` bytes at `align` and allocates from it.
+    /// The largest chunk with nothing live.
+    fn largest_empty(&self) -> Option<usize> {
+        self.chunks()
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.live() == 0)
+            .max_by_key(|(_, c)| c.capacity())
+            .map(|(i, _)| i)
+    }
+
+    /// Takes a new chunk (twice the largest, or big enough for `size` bytes at `align`) and
+    /// allocates from it.
     fn grow(&mut self, size: usize, align: usize) -> Option<usize> {
         if self.count >= MAX_CHUNKS {
             return None;
         }
         let total: usize = self.chunks().iter().map(Bump::capacity).sum();
-        let last = self
-            .count
-            .checked_sub(1)
-            .and_then(|i| self.chunks.get(i))
-            .map_or(FIRST_CHUNK / 2, Bump::capacity);
+        let largest = self
+            .chunks()
+            .iter()
+            .map(Bump::capacity)
+            .max()
+            .unwrap_or(FIRST_CHUNK / 2);
         let need = size.checked_add(align)?.checked_next_power_of_two()?;
-        let cap = last.checked_mul(2)?.max(need);
+        let cap = largest.checked_mul(2)?.max(need);
         if total.checked_add(cap)? > MAX_TOTAL {
             return None;
         }
@@ -689,6 +710,36 @@ mod tests {
         c.check();
         c.free_all();
         assert_eq!(c.arena.live(), 0);
+    }
+
+    #[test]
+    fn calls_settle_in_one_chunk() {
+        let mut c = Checked::new();
+        let call = |c: &mut Checked| {
+            for _ in 0..300 {
+                c.alloc(1024, 8);
+            }
+            c.check();
+            let chunks: Vec<usize> = c
+                .live
+                .iter()
+                .filter_map(|(p, ..)| c.arena.owner(*p as usize))
+                .collect();
+            c.free_all();
+            chunks
+        };
+        for _ in 0..4 {
+            call(&mut c);
+        }
+        let grown = c.arena.chunks().len();
+        for _ in 0..3 {
+            let chunks = call(&mut c);
+            assert_eq!(chunks.len(), 300, "all in chunks");
+            assert!(chunks.iter().all(|i| *i == chunks[0]), "all in one chunk");
+        }
+        assert_eq!(c.arena.chunks().len(), grown);
+        assert_eq!(c.arena.live(), 0);
+        assert_eq!(c.arena.fallbacks(), 0);
     }
 
     #[test]
