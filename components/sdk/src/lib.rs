@@ -8,6 +8,9 @@
 //! its bytes. VEE rules and tariffs implement the generated `Guest` traits of [`vee`] and
 //! [`tariff`] directly and export with [`export_vee_rule!`] and [`export_tariff!`].
 //!
+//! On `wasm32` the SDK installs [`arena`], a call-scoped bump allocator, as the global
+//! allocator; a crate that brings its own turns the default feature `arena-alloc` off.
+//!
 //! Build with `cargo build --target wasm32-wasip2` (or `ami plugin build`); the output `.wasm`
 //! is the component.
 
@@ -52,8 +55,19 @@ pub mod tariff {
     });
 }
 
+pub mod arena;
 pub mod convert;
 pub mod host_crypto;
+
+/// The component's global allocator: the call-scoped arena (feature `arena-alloc`, on by
+/// default; only on single-threaded `wasm32`).
+#[cfg(all(
+    feature = "arena-alloc",
+    target_arch = "wasm32",
+    not(target_feature = "atomics")
+))]
+#[global_allocator]
+static GLOBAL: arena::ArenaAlloc = arena::ArenaAlloc::new();
 
 pub use host_crypto::HostCrypto;
 
