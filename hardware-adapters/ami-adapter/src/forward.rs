@@ -30,7 +30,8 @@ pub struct AdapterConfig {
     /// Frames per publish batch.
     pub batch: usize,
     /// Most frames per message: 1 publishes every frame alone, more bundles a batch's frames
-    /// of one protocol into messages of up to this many frames (and [`BUNDLE_BYTES`]).
+    /// of one protocol into messages of up to this many frames (at most
+    /// [`bundle::MAX_FRAMES`]) and [`BUNDLE_BYTES`].
     pub bundle: usize,
     /// Bound of the spool on disk.
     pub spool_bytes: u64,
@@ -51,7 +52,8 @@ impl AdapterConfig {
     }
 }
 
-/// Most frame bytes in one bundle, well under NATS' default 1 MiB message limit.
+/// Most payload bytes in one bundle (frames with their ids and metadata), well under NATS'
+/// default 1 MiB message limit; a single frame larger than this goes alone in its bundle.
 pub const BUNDLE_BYTES: usize = 256 * 1024;
 
 /// Counters of an adapter.
@@ -258,11 +260,12 @@ impl Adapter {
             while start < group.len() {
                 let mut end = start;
                 let mut bytes = 0;
+                let most = cfg.bundle.min(bundle::MAX_FRAMES);
                 while end < group.len()
-                    && end - start < cfg.bundle
-                    && (end == start || bytes + group[end].1.data.len() <= BUNDLE_BYTES)
+                    && end - start < most
+                    && (end == start || bytes + bundle::encoded_len(&group[end].1) <= BUNDLE_BYTES)
                 {
-                    bytes += group[end].1.data.len();
+                    bytes += bundle::encoded_len(&group[end].1);
                     end += 1;
                 }
                 let part = &group[start..end];

@@ -40,6 +40,9 @@ pub const BUNDLE_HEADER: &str = "Ami-Bundle";
 /// Most frames one bundle may carry (and a reader accepts).
 pub const MAX_FRAMES: usize = 65_536;
 
+/// Longest protocol or adapter name a bundle's headers may give (each frame carries a copy).
+pub const MAX_NAME: usize = 128;
+
 const FLAG_METER: u8 = 1;
 const FLAG_TRACE: u8 = 2;
 const FLAG_RSSI: u8 = 4;
@@ -79,6 +82,18 @@ pub enum BundleError {
     },
 }
 
+/// Bytes `frame` takes in a bundle's payload (the payload is 8 bytes plus these).
+pub fn encoded_len(f: &RawFrame) -> usize {
+    2 + f.id.len()
+        + 8
+        + 1
+        + f.meter_hint.as_ref().map_or(0, |m| 2 + m.len())
+        + f.traceparent.as_ref().map_or(0, |t| 1 + t.len())
+        + if f.rssi_dbm.is_some() { 2 } else { 0 }
+        + 4
+        + f.data.len()
+}
+
 /// The message carrying `frames` (one protocol, one adapter, in order) as one bundle with
 /// the de-duplication id `id`.
 pub fn to_message(
@@ -90,19 +105,7 @@ pub fn to_message(
     if frames.len() > MAX_FRAMES {
         return Err(BundleError::TooMany(frames.len()));
     }
-    let size: usize = frames
-        .iter()
-        .map(|f| {
-            2 + f.id.len()
-                + 8
-                + 1
-                + f.meter_hint.as_ref().map_or(0, |m| 2 + m.len())
-                + f.traceparent.as_ref().map_or(0, |t| 1 + t.len())
-                + if f.rssi_dbm.is_some() { 2 } else { 0 }
-                + 4
-                + f.data.len()
-        })
-        .sum();
+    let size: usize = frames.iter().map(encoded_len).sum();
     let mut out = Vec::with_capacity(8 + size);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(frames.len() as u32).to_be_bytes());
@@ -183,8 +186,8 @@ pub fn frames_of(msg: &Message) -> Result<Vec<RawFrame>, EnvelopeError> {
 pub fn from_message(msg: &Message) -> Result<Vec<RawFrame>, EnvelopeError> {
     let h = &msg.headers;
     let need = |name: &'static str| h.get(name).ok_or(EnvelopeError::MissingHeader(name));
-    let protocol = need(header::PROTOCOL)?;
-    let adapter = need(header::ADAPTER)?;
+    let protocol = name(need(header::PROTOCOL)?, header::PROTOCOL)?;
+    let adapter = name(need(header::ADAPTER)?, header::ADAPTER)?;
     let declared = need(BUNDLE_HEADER)?;
     let count: usize = declared
         .trim()
@@ -213,6 +216,9 @@ pub fn from_message(msg: &Message) -> Result<Vec<RawFrame>, EnvelopeError> {
     let mut frames = Vec::with_capacity(count.min(r.left() / 19 + 1));
     for _ in 0..count {
         let id = r.text16("frame id")?;
+        if id.is_empty() {
+            return Err(r.bad("a frame with an empty id".into()));
+        }
         let received_at_ms = r.i64()?;
         let flags = r.u8()?;
         if flags & !(FLAG_METER | FLAG_TRACE | FLAG_RSSI) != 0 {
@@ -225,7 +231,11 @@ pub fn from_message(msg: &Message) -> Result<Vec<RawFrame>, EnvelopeError> {
         };
         let traceparent = if flags & FLAG_TRACE != 0 {
             let len = r.u8()? as usize;
-            Some(r.text(len, "traceparent")?)
+            let t = r.text(len, "traceparent")?;
+            if !t.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(r.bad(format!("traceparent of frame {id} is not printable ASCII")));
+            }
+            Some(t)
         } else {
             None
         };
@@ -252,6 +262,24 @@ pub fn from_message(msg: &Message) -> Result<Vec<RawFrame>, EnvelopeError> {
         return Err(r.bad(format!("{} bytes after the last frame", r.left())));
     }
     Ok(frames)
+}
+
+/// A protocol or adapter name from a bundle's headers: at most [`MAX_NAME`] bytes (each frame
+/// of the bundle carries a copy), no whitespace, control characters or subject wildcards.
+fn name<'a>(value: &'a str, header: &'static str) -> Result<&'a str, EnvelopeError> {
+    let ok = !value.is_empty()
+        && value.len() <= MAX_NAME
+        && !value
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '*' | '>'));
+    if ok {
+        Ok(value)
+    } else {
+        Err(EnvelopeError::BadHeader {
+            name: header,
+            value: value.chars().take(MAX_NAME).collect(),
+        })
+    }
 }
 
 /// A bounds-checked cursor over a bundle's payload.
@@ -296,12 +324,20 @@ impl<'a> Reader<'a> {
         Ok(i64::from_be_bytes(self.array()?))
     }
 
+    /// `len` bytes of UTF-8 without control characters (they travel on in message headers,
+    /// where CR and LF would break the protocol).
     fn text(&mut self, len: usize, field: &str) -> Result<String, EnvelopeError> {
         let at = self.at;
         let bytes = self.take(len)?;
-        std::str::from_utf8(bytes)
-            .map(str::to_owned)
-            .map_err(|_| EnvelopeError::Body(format!("bundle at byte {at}: {field} is not UTF-8")))
+        let text = std::str::from_utf8(bytes).map_err(|_| {
+            EnvelopeError::Body(format!("bundle at byte {at}: {field} is not UTF-8"))
+        })?;
+        if text.chars().any(char::is_control) {
+            return Err(EnvelopeError::Body(format!(
+                "bundle at byte {at}: {field} holds a control character"
+            )));
+        }
+        Ok(text.to_owned())
     }
 
     fn text16(&mut self, field: &str) -> Result<String, EnvelopeError> {
@@ -399,6 +435,58 @@ mod tests {
             from_message(&m),
             Err(EnvelopeError::MissingHeader(header::PROTOCOL))
         );
+    }
+
+    #[test]
+    fn names_and_header_bound_fields_are_checked() {
+        let t = Topology::default();
+        let good = to_message(&[frame(0)], "b", &t).unwrap();
+        for bad in ["", "a*", "dcu 1", "x\r\ny", &"a".repeat(MAX_NAME + 1)] {
+            let mut m = good.clone();
+            m.headers.insert(header::ADAPTER, bad);
+            assert!(
+                matches!(from_message(&m), Err(EnvelopeError::BadHeader { .. })),
+                "{bad:?}"
+            );
+        }
+        // A CR/LF in an id, a meter hint or a traceparent would break the headers the host
+        // puts them in: refused.
+        for (field, f) in [
+            (
+                "frame id",
+                RawFrame {
+                    id: "a\r\nb".into(),
+                    ..frame(0)
+                },
+            ),
+            (
+                "meter hint",
+                RawFrame {
+                    meter_hint: Some("M\n1".into()),
+                    ..frame(0)
+                },
+            ),
+            (
+                "traceparent",
+                RawFrame {
+                    traceparent: Some("00 x".into()),
+                    ..frame(0)
+                },
+            ),
+            (
+                "empty id",
+                RawFrame {
+                    id: String::new(),
+                    ..frame(0)
+                },
+            ),
+        ] {
+            let m = to_message(&[f], "b", &t).unwrap();
+            assert!(
+                matches!(from_message(&m), Err(EnvelopeError::Body(_))),
+                "{field}"
+            );
+        }
     }
 
     proptest! {

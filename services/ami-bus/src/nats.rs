@@ -7,6 +7,8 @@
 //! bound to the same durable share its messages, and a message not acked within `ack_wait` is
 //! delivered again.
 
+use std::str::FromStr;
+
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -214,9 +216,15 @@ impl NatsBus {
             {
                 settle(&mut report, ack).await?;
             }
+            // async-nats panics on a header name or value it cannot send (CR, LF, ...):
+            // convert fallibly, so such a message fails its publish instead of the task.
             let mut headers = HeaderMap::new();
             for (n, v) in msg.headers.iter() {
-                headers.insert(n, v);
+                let name = async_nats::HeaderName::from_str(n)
+                    .map_err(|e| BusError::Publish(format!("header name {n:?}: {e}")))?;
+                let value = async_nats::HeaderValue::from_str(v)
+                    .map_err(|e| BusError::Publish(format!("header {n} value {v:?}: {e}")))?;
+                headers.insert(name, value);
             }
             let publish = jetstream::message::PublishMessage::build()
                 .payload(msg.payload)

@@ -3,16 +3,22 @@
 //! A 4-byte tag (ANSI C12.22's EAX', an OMS CMAC truncated to 4 bytes) is found by trying
 //! about 2³¹ candidates. A decoder that may ask the host "does this tag verify?" without limit
 //! could forge one for a message of its choosing (a command to a meter, say) and smuggle it out
-//! in its results. Each [`crate::CryptoCtx`] (one per plugin instance, kept across calls)
-//! therefore allows [`SHORT_TAG_FAILURES_PER_MINUTE`] failed verifications of tags shorter than
+//! in its results. The [`crate::CryptoCtx`]s of one plugin (every instance, kept across calls,
+//! and the instances that replace discarded ones) therefore share a budget of
+//! [`SHORT_TAG_FAILURES_PER_MINUTE`] failed verifications of tags shorter than
 //! [`SHORT_TAG_LEN`] per minute, refilled continuously up to one minute's worth; past that, such
 //! verifications are refused with a clear error until the budget refills. An honest decoder
 //! spends one failure per frame that does not verify (a wrong key, a tampered frame), so the
 //! budget only bites on a fleet sending tens of thousands of bad frames a minute to one
-//! instance, and those frames are dead-lettered with the reason, not lost. Brute force becomes
+//! plugin, and those frames are dead-lettered with the reason, not lost. Brute force becomes
 //! a matter of months per tag.
 
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+/// A budget shared by every instance of one plugin (and the instances that replace discarded
+/// ones), so neither more instances nor a trap that gets an instance replaced buys more guesses.
+pub type SharedBudget = Arc<Mutex<FailureBudget>>;
 
 /// Tags shorter than this many bytes count against the budget (GCM's 12- and 16-byte tags and
 /// 8-byte CMACs do not: guessing them is hopeless anyway).
@@ -46,6 +52,11 @@ impl FailureBudget {
             self.tokens = (self.tokens + minutes * self.capacity).min(self.capacity);
             self.last = now;
         }
+    }
+
+    /// A full budget of `per_minute` failures, to share.
+    pub fn shared(per_minute: u32) -> SharedBudget {
+        Arc::new(Mutex::new(Self::new(per_minute, Instant::now())))
     }
 
     /// Whether no failure may be spent now.

@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use ami_domain::crypto::{Crypto, CryptoError, Kdf, KeyRef, KeyRole};
 
-use crate::budget::{FailureBudget, SHORT_TAG_FAILURES_PER_MINUTE, SHORT_TAG_LEN};
+use crate::budget::{FailureBudget, SHORT_TAG_FAILURES_PER_MINUTE, SHORT_TAG_LEN, SharedBudget};
 use crate::keystore::{Key, KeyStore};
 
 /// Roles that decrypt DLMS APDUs: the global keys, and the dedicated key of an association
@@ -43,11 +43,12 @@ pub const MAX_DERIVED_KEYS: usize = 64;
 pub const MAX_CRYPTO_INPUT: usize = 1 << 20;
 
 /// Per-call cryptographic state: the key store and the keys derived in this call, and (kept
-/// across calls) the instance's budget of failed short-tag verifications.
+/// across calls, shared by every instance of a plugin) the budget of failed short-tag
+/// verifications.
 pub struct CryptoCtx {
     keys: Arc<dyn KeyStore>,
     derived: Vec<Key>,
-    short_tag_failures: FailureBudget,
+    short_tag_failures: SharedBudget,
     /// How many operations the plugin asked for in this call (for metrics).
     pub operations: u64,
 }
@@ -60,10 +61,16 @@ impl CryptoCtx {
 
     /// A context allowing `per_minute` failed short-tag verifications.
     pub fn with_budget(keys: Arc<dyn KeyStore>, per_minute: u32) -> Self {
+        Self::with_shared_budget(keys, FailureBudget::shared(per_minute))
+    }
+
+    /// A context spending `budget`, which other contexts (the other instances of the same
+    /// plugin, the ones that replace a discarded instance) share.
+    pub fn with_shared_budget(keys: Arc<dyn KeyStore>, budget: SharedBudget) -> Self {
         Self {
             keys,
             derived: Vec::new(),
-            short_tag_failures: FailureBudget::new(per_minute, std::time::Instant::now()),
+            short_tag_failures: budget,
             operations: 0,
         }
     }
@@ -79,14 +86,20 @@ impl CryptoCtx {
             return verify(self);
         }
         let now = std::time::Instant::now();
-        if self.short_tag_failures.exhausted(now) {
+        let budget = Arc::clone(&self.short_tag_failures);
+        let lock = || {
+            budget
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if lock().exhausted(now) {
             return Err(invalid(format!(
                 "more than {SHORT_TAG_FAILURES_PER_MINUTE} failed verifications of tags under {SHORT_TAG_LEN} bytes in a minute; refused until the budget refills (a guard against tag guessing)"
             )));
         }
         let out = verify(self);
         if matches!(out, Err(CryptoError::AuthenticationFailed)) {
-            self.short_tag_failures.spend(now);
+            lock().spend(now);
         }
         out
     }

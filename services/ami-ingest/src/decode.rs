@@ -35,7 +35,8 @@ fn frame_trace(f: &RawFrame, meter: &str, plugin: &str) -> Option<String> {
 /// What one batch made.
 #[derive(Debug, Default)]
 pub struct BatchOutput {
-    /// Messages to publish (readings, events, dead letters), in frame order.
+    /// Messages to publish: dead letters of messages that did not read, then the readings,
+    /// events and dead letters of each frame, in frame order.
     pub messages: Vec<Message>,
     /// Frames the batch's messages carried (a bundle counts its frames, a message that does
     /// not read counts one).

@@ -78,6 +78,8 @@ pub struct Plugin {
     limits: Limits,
     engine: Engine,
     keys: Arc<dyn KeyStore>,
+    /// Failed short-tag verifications, rationed over all of this plugin's instances.
+    tag_budget: ami_crypto::budget::SharedBudget,
     pre: Pre,
     pool: Mutex<Pool>,
     freed: Condvar,
@@ -245,6 +247,9 @@ impl Plugin {
             limits,
             engine: engine.clone(),
             keys,
+            tag_budget: ami_crypto::budget::FailureBudget::shared(
+                ami_crypto::budget::SHORT_TAG_FAILURES_PER_MINUTE,
+            ),
             pre,
             pool: Mutex::new(Pool {
                 idle: Vec::new(),
@@ -305,7 +310,12 @@ impl Plugin {
     }
 
     fn instantiate(&self) -> Result<Slot, CallFailure> {
-        let mut store = new_store(&self.engine, self.keys.clone(), self.limits.memory_bytes);
+        let mut store = new_store(
+            &self.engine,
+            self.keys.clone(),
+            Arc::clone(&self.tag_budget),
+            self.limits.memory_bytes,
+        );
         store.set_epoch_deadline(deadline_ticks(self.limits.time));
         let fail =
             |e: wasmtime::Error, store: &Store<State>| classify(&e, store.data(), 0, self.limits);

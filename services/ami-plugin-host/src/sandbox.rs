@@ -49,7 +49,11 @@ impl wasmtime_wasi::HostMonotonicClock for StoppedClock {
 }
 
 impl State {
-    pub(crate) fn new(keys: Arc<dyn KeyStore>, memory_bytes: u64) -> Self {
+    pub(crate) fn new(
+        keys: Arc<dyn KeyStore>,
+        budget: ami_crypto::budget::SharedBudget,
+        memory_bytes: u64,
+    ) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAP);
         let wasi = WasiCtx::builder()
             .stderr(stderr.clone())
@@ -67,7 +71,7 @@ impl State {
                 used: 0,
                 hit: false,
             },
-            crypto: CryptoCtx::new(keys),
+            crypto: CryptoCtx::with_shared_budget(keys, budget),
             stderr,
         }
     }
@@ -251,9 +255,10 @@ impl crate::bindings::decoder::ami::plugin::types::Host for State {}
 pub(crate) fn new_store(
     engine: &Engine,
     keys: Arc<dyn KeyStore>,
+    budget: ami_crypto::budget::SharedBudget,
     memory_bytes: u64,
 ) -> Store<State> {
-    let mut store = Store::new(engine, State::new(keys, memory_bytes));
+    let mut store = Store::new(engine, State::new(keys, budget, memory_bytes));
     store.limiter(|s| &mut s.cap);
     store
 }
